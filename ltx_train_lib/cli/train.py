@@ -1,0 +1,114 @@
+"""`python scripts/train.py CONFIG.yaml [--check] [--disable_progress_bars]` — the standalone trainer."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any
+
+from ltx_train_lib.errors import LtxTrainError
+
+
+class ProgressPrinter:
+    """Turns trainer events into rich progress bars in a terminal, or plain lines when bars are disabled."""
+
+    def __init__(self, bars: bool, every: int = 10) -> None:
+        self.bars = bars and sys.stdout.isatty()
+        self.every = every
+        self._progress = None
+        self._task = None
+
+    def __call__(self, ev: dict[str, Any]) -> None:
+        kind = ev["event"]
+        if kind == "started":
+            resumed = f", resumed from {ev['resumed_from']}" if ev.get("resumed_from") else ""
+            self._print(f"training {ev['training_mode']} on {ev['model']}: step {ev['step']}/{ev['total']}, {ev['num_processes']} process(es){resumed}")
+            if self.bars:
+                from rich.progress import (
+                    BarColumn,
+                    MofNCompleteColumn,
+                    Progress,
+                    TextColumn,
+                    TimeElapsedColumn,
+                    TimeRemainingColumn,
+                )
+
+                self._progress = Progress(
+                    TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                    TimeElapsedColumn(), TimeRemainingColumn(),
+                )
+                self._progress.start()
+                self._task = self._progress.add_task("train", total=ev["total"], completed=ev["step"], info="")
+        elif kind == "step":
+            info = f"loss {ev['loss']:.4f}  lr {ev['lr']:.2e}  {ev['sec_per_step']:.2f}s/step  {ev['memory_mb']:.0f} MB"
+            if self._progress is not None:
+                self._progress.update(self._task, completed=ev["step"], info=info)
+            elif ev["step"] % self.every == 0 or ev["step"] == ev["total"] or ev["step"] == 1:
+                self._print(f"step {ev['step']}/{ev['total']}  {info}  eta {ev['eta_s']:.0f}s")
+        elif kind == "sample":
+            self._print(f"validation videos at step {ev['step']}: " + ", ".join(ev["paths"]))
+        elif kind == "checkpoint":
+            self._print(f"checkpoint at step {ev['step']}: {ev['path']}")
+        elif kind in ("done", "cancelled", "error"):
+            self._stop()
+            if kind == "done":
+                self._print("done. outputs:\n" + "\n".join(f"  {k}: {v}" for k, v in ev["outputs"].items()))
+            elif kind == "cancelled":
+                self._print(f"stopped at step {ev['step']} ({ev.get('reason')}); resumable checkpoint: {ev['checkpoint']}")
+
+    def _print(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(text)
+        else:
+            print(text, flush=True)
+
+    def _stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="train.py", description="Train an LTX-Video LoRA or full fine-tune from a YAML config.")
+    p.add_argument("config", help="YAML training config (see configs/)")
+    p.add_argument("--check", action="store_true", help="validate the config, print the resolved result and exit (loads no model)")
+    p.add_argument("--disable_progress_bars", "--disable-progress-bars", action="store_true", help="plain log lines instead of progress bars")
+    p.add_argument("--events-stdout", action="store_true", help="also print JSON progress events on stdout (for parent processes)")
+    return p
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from ltx_train_lib.config import dump_config, load_config
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        cfg = load_config(args.config)
+        if args.check:
+            from ltx_train_lib.models.registry import resolve_source
+
+            print(dump_config(cfg), end="")
+            print(f"# model source: {resolve_source(cfg.model.model_source).kind} ({cfg.model.model_source})")
+            print(f"# config OK: {args.config}")
+            return 0
+        if args.events_stdout:
+            os.environ["LTX_TRAIN_EVENTS_STDOUT"] = "1"
+        from ltx_train_lib.training.trainer import Trainer
+
+        is_main = os.environ.get("RANK", "0") == "0"
+        listeners = [ProgressPrinter(bars=not args.disable_progress_bars)] if is_main else []
+        result = Trainer(cfg, listeners=listeners).train()
+    except LtxTrainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0 if result.status == "done" else 3
+
+
+def main() -> None:
+    sys.exit(train_main())
+
+
+if __name__ == "__main__":
+    main()

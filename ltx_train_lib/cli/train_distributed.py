@@ -1,0 +1,101 @@
+"""`python scripts/train_distributed.py CONFIG [--num_processes N] [--disable_progress_bars]` — training under
+`accelerate launch` (DDP; FSDP for full fine-tunes; multi-node through accelerate's own flags)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def default_num_processes() -> int:
+    try:
+        import torch
+
+        return max(torch.cuda.device_count(), 1)
+    except Exception:  # noqa: BLE001
+        return 1
+
+
+def build_launch_command(
+    config: str,
+    num_processes: int,
+    *,
+    disable_progress_bars: bool = False,
+    fsdp: bool = False,
+    num_machines: int = 1,
+    machine_rank: int = 0,
+    main_process_ip: str | None = None,
+    main_process_port: int | None = None,
+    events_stdout: bool = False,
+    extra_accelerate_args: list[str] | None = None,
+    cuda: bool | None = None,
+) -> list[str]:
+    """The `accelerate launch` command line that runs our trainer module in every process."""
+    if cuda is None:
+        try:
+            import torch
+
+            cuda = torch.cuda.is_available()
+        except Exception:  # noqa: BLE001
+            cuda = False
+    cmd = [sys.executable, "-m", "accelerate.commands.launch"]
+    total = num_processes * num_machines
+    if fsdp:
+        cmd += ["--use_fsdp", "--fsdp_sharding_strategy", "FULL_SHARD", "--fsdp_auto_wrap_policy", "TRANSFORMER_BASED_WRAP",
+                "--fsdp_transformer_layer_cls_to_wrap", "LTXVideoTransformerBlock", "--fsdp_state_dict_type", "FULL_STATE_DICT"]
+    elif total > 1:
+        # On CPU-only machines this still gives gloo DDP; `--cpu` with several processes would need mpirun.
+        cmd += ["--multi_gpu"]
+    elif not cuda:
+        cmd += ["--cpu"]
+    cmd += ["--num_processes", str(total), "--num_machines", str(num_machines), "--machine_rank", str(machine_rank),
+            "--dynamo_backend", "no", "--mixed_precision", "no"]
+    if main_process_ip:
+        cmd += ["--main_process_ip", main_process_ip]
+    if main_process_port:
+        cmd += ["--main_process_port", str(main_process_port)]
+    cmd += list(extra_accelerate_args or [])
+    cmd += ["--module", "ltx_train_lib.cli.train", str(config)]
+    if disable_progress_bars:
+        cmd.append("--disable_progress_bars")
+    if events_stdout:
+        cmd.append("--events-stdout")
+    return cmd
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="train_distributed.py", description="Run the trainer on several processes with Hugging Face Accelerate.")
+    p.add_argument("config", help="YAML training config")
+    p.add_argument("--num_processes", "--num-processes", type=int, default=None, help="processes per machine (default: number of GPUs, or 1)")
+    p.add_argument("--disable_progress_bars", "--disable-progress-bars", action="store_true", help="plain log lines instead of progress bars")
+    p.add_argument("--fsdp", action="store_true", help="shard the model with FSDP (full fine-tuning of large models)")
+    p.add_argument("--num_machines", type=int, default=1, help="machines taking part (multi-node)")
+    p.add_argument("--machine_rank", type=int, default=0, help="this machine's rank (multi-node)")
+    p.add_argument("--main_process_ip", default=None, help="address of machine 0 (multi-node)")
+    p.add_argument("--main_process_port", type=int, default=None, help="port on machine 0")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not Path(args.config).is_file():
+        print(f"error: {args.config}: config file not found; pass the path of a YAML training config", file=sys.stderr)
+        return 2
+    n = args.num_processes or default_num_processes()
+    if n < 1:
+        print(f"error: --num_processes must be >= 1, got {n}", file=sys.stderr)
+        return 2
+    cmd = build_launch_command(
+        args.config, n, disable_progress_bars=args.disable_progress_bars, fsdp=args.fsdp, num_machines=args.num_machines,
+        machine_rank=args.machine_rank, main_process_ip=args.main_process_ip, main_process_port=args.main_process_port,
+    )
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))
+    return subprocess.call(cmd, env=env)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

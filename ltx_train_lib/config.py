@@ -1,0 +1,273 @@
+"""The training configuration: one pydantic schema, the single source of truth for every option.
+
+Every section and field of the reference trainer's YAML (LTX-Video-Trainer ``LtxvTrainerConfig``) validates
+unchanged. Fields we add are marked "(addition)" in their description. Node widgets and CLI help read their
+defaults, ranges and help text from here.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ltx_train_lib.errors import ConfigError
+
+
+class _Section(BaseModel):
+    # Unknown keys are mistakes (typos, stale doc names): reject them with their dotted path.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+class ModelConfig(_Section):
+    model_source: str = Field(
+        "LTXV_13B_097_DEV",
+        description="Base model: a named version (e.g. LTXV_2B_0.9.6_DEV, LTXV_13B_098_DEV), a Hugging Face repo id, "
+        "a local diffusers folder, a single-file .safetensors checkpoint, or 'tiny' (random weights, tests/demo only).",
+    )
+    training_mode: Literal["lora", "full"] = Field("lora", description="'lora' trains a LoRA adapter; 'full' trains every transformer weight.")
+    load_checkpoint: str | None = Field(
+        None,
+        description="Initial weights: a .safetensors LoRA/model file, or a folder (its highest-step checkpoint is used). "
+        "This loads weights only; full-state resume of an interrupted run is automatic (see checkpoints.resume).",
+    )
+    text_encoder_path: str | None = Field(
+        None, description="(addition) T5 encoder: a single .safetensors file (ComfyUI models/text_encoders) or a folder. Default: from model_source."
+    )
+    tokenizer_path: str | None = Field(None, description="(addition) T5 tokenizer folder. Default: from model_source.")
+    vae_path: str | None = Field(None, description="(addition) VAE: a single .safetensors file or a diffusers folder. Default: from model_source.")
+
+    @field_validator("model_source", "load_checkpoint", "text_encoder_path", "tokenizer_path", "vae_path", mode="before")
+    @classmethod
+    def _path_to_str(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, Path) else v
+
+    @field_validator("model_source")
+    @classmethod
+    def _known_version(cls, v: str) -> str:
+        from ltx_train_lib.models.registry import check_model_source
+
+        return check_model_source(v)
+
+
+class LoraConfig(_Section):
+    rank: int = Field(64, ge=1, description="LoRA rank r (the reference requires >= 2; we accept 1).")
+    alpha: int = Field(64, ge=1, description="LoRA alpha; the update is scaled by alpha / rank.")
+    dropout: float = Field(0.0, ge=0.0, le=1.0, description="Dropout on the LoRA branch.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["to_k", "to_q", "to_v", "to_out.0"],
+        description="Module names or patterns to adapt (peft target_modules). Default: attention q/k/v/out of every block.",
+    )
+
+    @field_validator("rank", mode="before")
+    @classmethod
+    def _rank_positive(cls, v: Any) -> Any:
+        if isinstance(v, int) and v <= 0:
+            raise ValueError(f"rank must be a positive integer, got {v}; use e.g. 16, 32 or 64")
+        return v
+
+
+class ConditioningConfig(_Section):
+    mode: Literal["none", "reference_video"] = Field("none", description="'reference_video' trains an IC-LoRA on paired reference latents.")
+    first_frame_conditioning_p: float = Field(
+        0.1, ge=0.0, le=1.0, description="Probability, drawn per sample, of feeding the first latent frame clean (timestep 0, no loss): image-to-video."
+    )
+    reference_latents_dir: str = Field("reference_latents", description="Folder of reference latents under .precomputed (IC-LoRA).")
+
+
+SchedulerType = Literal["constant", "linear", "cosine", "cosine_with_restarts", "polynomial"]
+
+
+class OptimizationConfig(_Section):
+    learning_rate: float = Field(5e-4, gt=0, description="Peak learning rate.")
+    steps: int = Field(3000, ge=1, description="Number of optimizer steps.")
+    batch_size: int = Field(2, ge=1, description="Samples per process per micro-step (batches are formed within one resolution bucket).")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-steps per optimizer step.")
+    max_grad_norm: float = Field(1.0, description="Gradient clipping norm; <= 0 disables clipping.")
+    optimizer_type: Literal["adamw", "adamw8bit"] = Field("adamw", description="AdamW, or bitsandbytes 8-bit AdamW (CUDA only).")
+    scheduler_type: SchedulerType = Field("linear", description="Learning-rate schedule after warmup.")
+    scheduler_params: dict[str, Any] = Field(default_factory=dict, description="Extra keyword arguments for the scheduler.")
+    enable_gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass: less memory, ~30% slower.")
+    warmup_steps: int = Field(0, ge=0, description="(addition) Linear learning-rate warmup from 0 over this many optimizer steps.")
+    weight_decay: float = Field(0.01, ge=0.0, description="(addition) AdamW weight decay (torch default 0.01, as the reference).")
+
+
+class AccelerationConfig(_Section):
+    mixed_precision_mode: Literal["no", "fp16", "bf16"] | None = Field("bf16", description="Autocast precision for the forward pass.")
+    quantization: (
+        Literal["no_change", "int8-quanto", "int4-quanto", "int2-quanto", "fp8-quanto", "fp8uz-quanto"] | None
+    ) = Field(None, description="Weight quantization of the frozen base model (optimum-quanto; LoRA only).")
+    load_text_encoder_in_8bit: bool = Field(False, description="Load T5 in 8-bit (bitsandbytes, CUDA only).")
+    compile_with_inductor: bool = Field(True, description="torch.compile each transformer block.")
+    compilation_mode: Literal["default", "reduce-overhead", "max-autotune"] = Field("reduce-overhead", description="torch.compile mode.")
+
+
+class DataConfig(_Section):
+    preprocessed_data_root: str = Field(..., description="Dataset folder (containing .precomputed/) or the .precomputed folder itself.")
+    num_dataloader_workers: int = Field(2, ge=0, description="DataLoader worker processes (0 = load in the main process).")
+
+    @field_validator("preprocessed_data_root", mode="before")
+    @classmethod
+    def _path_to_str(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, Path) else v
+
+
+class ValidationConfig(_Section):
+    prompts: list[str] = Field(default_factory=list, description="Prompts sampled at each validation.")
+    negative_prompt: str = Field("worst quality, inconsistent motion, blurry, jittery, distorted", description="Negative prompt for CFG.")
+    images: list[str] | None = Field(None, description="First-frame images for image-to-video validation, one per prompt.")
+    reference_videos: list[str] | None = Field(None, description="Reference videos for IC-LoRA validation, one per prompt.")
+    video_dims: tuple[int, int, int] = Field((704, 480, 161), description="Width, height, frames of validation videos (W,H multiple of 32; F = 8k+1).")
+    frame_rate: float = Field(25.0, gt=0, description="(addition) Frame rate for RoPE and for the written mp4.")
+    seed: int = Field(42, description="Generator seed for validation sampling.")
+    inference_steps: int = Field(50, gt=0, description="Denoising steps per validation video.")
+    interval: int | None = Field(100, gt=0, description="Validate every N optimizer steps; null disables validation.")
+    videos_per_prompt: int = Field(1, gt=0, description="Videos generated per prompt (seeds seed, seed+1, ...).")
+    guidance_scale: float = Field(3.5, ge=1.0, description="Classifier-free guidance scale.")
+    skip_initial_validation: bool = Field(False, description="Skip the validation before the first step.")
+
+    @model_validator(mode="after")
+    def _dims(self) -> ValidationConfig:
+        w, h, f = self.video_dims
+        if w % 32 or h % 32 or w <= 0 or h <= 0:
+            raise ValueError(f"video_dims width and height must be positive multiples of 32, got {w}x{h}")
+        if f < 1 or (f - 1) % 8:
+            raise ValueError(f"video_dims frames must be 8k+1 (1, 9, 17, 25, ...), got {f}")
+        return self
+
+
+class CheckpointsConfig(_Section):
+    interval: int | None = Field(None, gt=0, description="Save a resumable checkpoint every N optimizer steps; null saves only at the end.")
+    keep_last_n: int = Field(1, ge=-1, description="Keep the last N checkpoints; -1 keeps all.")
+    resume: bool = Field(True, description="(addition) Resume automatically from the newest full-state checkpoint in output_dir/checkpoints.")
+
+
+class HubConfig(_Section):
+    push_to_hub: bool = Field(False, description="Upload the result to the Hugging Face Hub when training ends.")
+    hub_model_id: str | None = Field(None, description="Target repository, e.g. 'user/my-lora'. The token comes from HF_TOKEN or the login cache only.")
+    private: bool = Field(False, description="(addition) Create the repository as private.")
+
+
+class FlowMatchingConfig(_Section):
+    timestep_sampling_mode: Literal["uniform", "shifted_logit_normal"] = Field("shifted_logit_normal", description="How sigmas are drawn.")
+    timestep_sampling_params: dict[str, Any] = Field(default_factory=dict, description="Sampler parameters: std (shifted_logit_normal) or min_value/max_value (uniform).")
+
+
+class WandbConfig(_Section):
+    enabled: bool = Field(False, description="Log to Weights & Biases.")
+    project: str = Field("ltxv-trainer", description="W&B project.")
+    entity: str | None = Field(None, description="W&B entity.")
+    tags: list[str] = Field(default_factory=list, description="W&B tags.")
+    log_validation_videos: bool = Field(True, description="Upload validation videos to W&B.")
+
+
+class TensorboardConfig(_Section):
+    enabled: bool = Field(False, description="(addition) Write TensorBoard logs (loss, learning rate, validation videos).")
+    log_dir: str | None = Field(None, description="(addition) Log folder; default output_dir/tensorboard.")
+
+
+class TrainerConfig(_Section):
+    model: ModelConfig = Field(default_factory=ModelConfig, description="Base model and training mode.")
+    lora: LoraConfig | None = Field(None, description="LoRA settings; required when model.training_mode is 'lora'.")
+    conditioning: ConditioningConfig = Field(default_factory=ConditioningConfig, description="Conditioning strategy.")
+    optimization: OptimizationConfig = Field(default_factory=OptimizationConfig, description="Optimizer and schedule.")
+    acceleration: AccelerationConfig = Field(default_factory=AccelerationConfig, description="Precision, quantization, compilation.")
+    data: DataConfig = Field(..., description="Where the precomputed dataset is.")
+    validation: ValidationConfig = Field(default_factory=ValidationConfig, description="Validation sampling.")
+    checkpoints: CheckpointsConfig = Field(default_factory=CheckpointsConfig, description="Checkpointing and resume.")
+    hub: HubConfig = Field(default_factory=HubConfig, description="Hugging Face Hub upload.")
+    flow_matching: FlowMatchingConfig = Field(default_factory=FlowMatchingConfig, description="Sigma sampling.")
+    wandb: WandbConfig = Field(default_factory=WandbConfig, description="Weights & Biases logging.")
+    tensorboard: TensorboardConfig = Field(default_factory=TensorboardConfig, description="(addition) TensorBoard logging.")
+    seed: int = Field(42, description="Global seed; each process derives its own noise stream from it and its rank.")
+    output_dir: str = Field("outputs", description="Where weights, checkpoints, samples and logs go.")
+
+    @field_validator("output_dir", mode="before")
+    @classmethod
+    def _path_to_str(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, Path) else v
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> TrainerConfig:
+        if self.model.training_mode == "lora" and self.lora is None:
+            raise ValueError("model.training_mode is 'lora' but the 'lora' section is missing; add lora: {rank: 32, alpha: 32}")
+        if self.model.training_mode == "full" and self.acceleration.quantization not in (None, "no_change"):
+            raise ValueError("acceleration.quantization is only allowed with training_mode 'lora'; remove it for full fine-tuning")
+        if self.conditioning.mode == "reference_video":
+            if self.model.training_mode != "lora":
+                raise ValueError("conditioning.mode 'reference_video' (IC-LoRA) requires model.training_mode 'lora'")
+            if not self.validation.reference_videos:
+                raise ValueError("conditioning.mode 'reference_video' requires validation.reference_videos")
+        n = len(self.validation.prompts)
+        if self.validation.images is not None and len(self.validation.images) != n:
+            raise ValueError(f"validation.images has {len(self.validation.images)} entries but validation.prompts has {n}; give one image per prompt")
+        if self.validation.reference_videos is not None and len(self.validation.reference_videos) != n:
+            raise ValueError(
+                f"validation.reference_videos has {len(self.validation.reference_videos)} entries but validation.prompts has {n}"
+            )
+        if self.hub.push_to_hub and not self.hub.hub_model_id:
+            raise ValueError("hub.push_to_hub is true but hub.hub_model_id is not set; set it to 'user/repo'")
+        return self
+
+
+def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names valid at ``loc``'s parent, for 'did you mean' hints."""
+    current: Any = model
+    for part in loc[:-1]:
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        args = getattr(ann, "__args__", ()) or (ann,)
+        current = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if current is None:
+            return []
+    return list(getattr(current, "model_fields", {}).keys())
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid training config:"]
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not isinstance(p, int) or True)
+        dotted = ".".join(str(p) for p in loc) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            hint = difflib.get_close_matches(str(loc[-1]), _known_keys(TrainerConfig, loc), n=1)
+            fix = f"; did you mean '{hint[0]}'?" if hint else "; remove it"
+            lines.append(f"  {dotted}: unknown key{fix}")
+        elif e["type"] == "missing":
+            lines.append(f"  {dotted}: required field is missing")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"  {dotted}: {msg} (got {e.get('input')!r})" if e["type"] != "value_error" else f"  {dotted}: {msg}")
+    return "\n".join(lines)
+
+
+def config_from_dict(data: dict[str, Any], source: str = "config") -> TrainerConfig:
+    try:
+        return TrainerConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, source)) from None
+
+
+def load_config(path: str | Path) -> TrainerConfig:
+    """Read and validate a YAML config; every failure is a ConfigError naming the file and the fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found; pass the path of a YAML training config")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix the syntax or pass a .yaml config") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file; pass a YAML training config") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a YAML mapping of sections (model:, lora:, data:, ...), got {type(data).__name__}")
+    return config_from_dict(data, str(path))
+
+
+def dump_config(cfg: TrainerConfig) -> str:
+    """The resolved config as YAML (what training_config.yaml holds)."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
