@@ -129,14 +129,15 @@ class ValidationConfig(_Section):
     guidance_scale: float = Field(3.5, ge=1.0, description="Classifier-free guidance scale.")
     skip_initial_validation: bool = Field(False, description="Skip the validation before the first step.")
 
-    @model_validator(mode="after")
-    def _dims(self) -> ValidationConfig:
-        w, h, f = self.video_dims
+    @field_validator("video_dims")
+    @classmethod
+    def _dims(cls, v: tuple[int, int, int]) -> tuple[int, int, int]:
+        w, h, f = v
         if w % 32 or h % 32 or w <= 0 or h <= 0:
-            raise ValueError(f"video_dims width and height must be positive multiples of 32, got {w}x{h}")
+            raise ValueError(f"width and height must be positive multiples of 32, got {w}x{h}; e.g. {max(32, w // 32 * 32)}x{max(32, h // 32 * 32)}")
         if f < 1 or (f - 1) % 8:
-            raise ValueError(f"video_dims frames must be 8k+1 (1, 9, 17, 25, ...), got {f}")
-        return self
+            raise ValueError(f"the frame count must be 8k+1 (1, 9, 17, 25, ...), got {f}; e.g. {max(1, (f - 1) // 8 * 8 + 1)}")
+        return v
 
 
 class CheckpointsConfig(_Section):

@@ -4,7 +4,7 @@ Tests and demos need a captioner that loads through exactly the code path of the
 ``Qwen/Qwen2.5-VL-7B-Instruct`` (``AutoProcessor.from_pretrained`` + ``Qwen2_5_VLForConditionalGeneration
 .from_pretrained`` on a folder) without a 16 GB download. This module builds such a folder: a byte-level BPE
 tokenizer trained on the spot with Qwen's special tokens, Qwen2.5-VL's chat template, the real image and video
-processors, and a ~110k-parameter model. Its captions are word salad: it is labelled as random weights in a marker
+processors, and a ~120k-parameter model. Its captions are word salad: it is labelled as random weights in a marker
 file and must never be mistaken for a real model.
 """
 

@@ -376,10 +376,16 @@ class Trainer:
 
         cfg = self.cfg
         dataset = self._check_inputs()
+        if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+            # In-process reuse (tests, notebooks): start from a clean accelerate state each run.
+            from accelerate.state import AcceleratorState
+
+            AcceleratorState._reset_state(reset_partial_state=True)
         self.accelerator = Accelerator(mixed_precision=self._mixed_precision())
         acc = self.accelerator
         self.device = acc.device
         self.rank, self.world_size, self.is_main = acc.process_index, acc.num_processes, acc.is_main_process
+        self.plan = BucketBatchPlan(dataset, cfg.optimization.batch_size, cfg.seed, self.rank, self.world_size)
         if self._events is None:
             self._events = EventWriter(self.output_dir / EVENTS_FILE, echo_stdout=os.environ.get("LTX_TRAIN_EVENTS_STDOUT") == "1")
         self.events = self._events
@@ -431,7 +437,6 @@ class Trainer:
         )
         self.model, self.optimizer = acc.prepare(transformer, optimizer)
         self.unwrapped = acc.unwrap_model(self.model)
-        self.plan = BucketBatchPlan(dataset, opt.batch_size, cfg.seed, self.rank, self.world_size)
         self.step = 0
         self.losses: list[float] = []
         resumed_from = self._resume()
