@@ -381,7 +381,8 @@ class Trainer:
             from accelerate.state import AcceleratorState
 
             AcceleratorState._reset_state(reset_partial_state=True)
-        self.accelerator = Accelerator(mixed_precision=self._mixed_precision())
+        # cpu=True on machines without a GPU: with several processes accelerate then uses gloo (MULTI_CPU).
+        self.accelerator = Accelerator(mixed_precision=self._mixed_precision(), cpu=not torch.cuda.is_available())
         acc = self.accelerator
         self.device = acc.device
         self.rank, self.world_size, self.is_main = acc.process_index, acc.num_processes, acc.is_main_process

@@ -1,0 +1,100 @@
+"""Model sources: named versions, folders, single files, Hub ids and the offline tiny builder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ltx_train_lib.errors import ConfigError, ModelLoadError
+from ltx_train_lib.models import ltxv
+from ltx_train_lib.models.loader import build_random_transformer, load_components
+from ltx_train_lib.models.registry import MODEL_VERSIONS, resolve_source
+from ltx_train_lib.models.tiny import MARKER_FILE, build_tiny_pipeline
+
+
+def test_named_versions_cover_2b_and_13b_dev_and_distilled() -> None:
+    for name in ["LTXV_2B_0.9.0", "LTXV_2B_0.9.1", "LTXV_2B_0.9.5", "LTXV_2B_0.9.6_DEV", "LTXV_2B_0.9.6_DISTILLED",
+                 "LTXV_2B_0.9.8_DISTILLED", "LTXV_13B_097_DEV", "LTXV_13B_097_DISTILLED", "LTXV_13B_098_DEV", "LTXV_13B_098_DISTILLED"]:
+        assert name in MODEL_VERSIONS
+    assert MODEL_VERSIONS["LTXV_13B_098_DISTILLED"].size == "13B" and MODEL_VERSIONS["LTXV_13B_098_DISTILLED"].distilled
+
+
+def test_resolve_source_kinds(tmp_path: Path) -> None:
+    (tmp_path / "folder").mkdir()
+    f = tmp_path / "ltxv.safetensors"
+    f.write_bytes(b"x")
+    assert resolve_source("tiny").kind == "tiny"
+    assert resolve_source("LTXV_2B_0.9.6_DEV").kind == "version"
+    assert resolve_source(str(tmp_path / "folder")).kind == "folder"
+    assert resolve_source(str(f)).kind == "single_file"
+    assert resolve_source("Lightricks/LTX-Video").kind == "hub"
+    with pytest.raises(ConfigError, match="does not exist"):
+        resolve_source(str(tmp_path / "missing.safetensors"))
+    with pytest.raises(ConfigError, match="neither a named version"):
+        resolve_source(str(tmp_path / "no" / "such" / "dir"))
+
+
+def test_tiny_build_is_deterministic_and_labelled(tmp_path: Path) -> None:
+    a = build_tiny_pipeline(tmp_path / "a")
+    b = build_tiny_pipeline(tmp_path / "b")
+    assert (a / MARKER_FILE).read_text().count("RANDOM WEIGHTS") == 1
+    for rel in ["transformer/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors"]:
+        assert (a / rel).read_bytes() == (b / rel).read_bytes()
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_tiny_and_local_folder_load_the_same_way(tiny_model_dir: Path) -> None:
+    tiny = load_components("tiny", ("transformer", "vae", "text_encoder", "tokenizer", "scheduler"))
+    assert tiny.is_tiny and "random weights" in tiny.label
+    folder = load_components(str(tiny_model_dir), ("transformer",))
+    assert folder.source.kind == "folder" and not folder.is_tiny
+    sd_a, sd_b = tiny.transformer.state_dict(), folder.transformer.state_dict()
+    assert all(torch.equal(sd_a[k], sd_b[k]) for k in sd_a)
+    # the VAE keeps the real compression ratios, so bucket rules hold for the tiny model too
+    assert tiny.vae.spatial_compression_ratio == ltxv.SPATIAL_COMPRESSION and tiny.vae.temporal_compression_ratio == ltxv.TEMPORAL_COMPRESSION
+    video = torch.zeros(1, 3, 9, 64, 96)
+    z = tiny.vae.encode(video).latent_dist.mode()
+    assert z.shape == (1, 8, 2, 2, 3)
+    packed = ltxv.pack_latents(z)
+    assert packed.shape == (1, 12, 8) and torch.equal(ltxv.unpack_latents(packed, 2, 2, 3), z)
+    # a component folder on its own (e.g. ComfyUI models/vae as a diffusers folder) loads too
+    only_vae = load_components("tiny", ("vae",), vae_path=str(tiny_model_dir / "vae"))
+    assert only_vae.vae is not None and only_vae.transformer is None
+
+
+def test_remote_sources_fail_offline_with_a_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match=r"could not load the transformer from 'someone/not-cached-ltx'.*download"):
+        load_components("someone/not-cached-ltx", ("transformer",))
+    with pytest.raises(ModelLoadError, match=r"could not load LTXV_2B_0.9.6_DEV.*ltxv-2b-0.9.6-dev-04-25.safetensors"):
+        load_components("LTXV_2B_0.9.6_DEV", ("transformer",))
+
+
+def test_single_file_that_is_not_a_transformer(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    f = tmp_path / "not_ltx.safetensors"
+    save_file({"foo.weight": torch.zeros(2)}, str(f))
+    with pytest.raises(ModelLoadError, match="not an LTX-Video transformer"):
+        load_components(str(f), ("transformer",))
+    with pytest.raises(ModelLoadError, match="text_encoder_path: '.*nope' does not exist"):
+        load_components("tiny", ("text_encoder",), text_encoder_path=str(tmp_path / "nope"))
+    with pytest.raises(ModelLoadError, match="not a T5 encoder file"):
+        load_components("tiny", ("text_encoder",), text_encoder_path=str(f))
+
+
+@pytest.mark.parametrize(("size", "params_b"), [("2B", 1.9), ("13B", 13.0)])
+def test_real_architectures_build_on_meta(size: str, params_b: float) -> None:
+    with torch.device("meta"):
+        model = build_random_transformer(size)
+    n = sum(p.numel() for p in model.parameters()) / 1e9
+    assert abs(n - params_b) / params_b < 0.1, n
+
+
+def test_shift_and_token_counts_match_the_reference() -> None:
+    assert ltxv.token_count(768, 448, 89) == 4032 and ltxv.token_count(512, 512, 49) == 1792
+    assert round(ltxv.shift_for_tokens(1792), 3) == 1.225 and round(ltxv.shift_for_tokens(4032), 3) == 2.027
+    assert ltxv.to_comfy_module_name("time_embed.linear") == "adaln_single.linear"
+    assert ltxv.to_diffusers_module_name("patchify_proj") == "proj_in"
