@@ -1,0 +1,162 @@
+#!/usr/bin/env python
+"""Training-step throughput and peak memory for one model size, bucket and set of options.
+
+Prints figures (s/step, steps/s, peak memory), never pass/fail. Runs the real training objective
+(`flow_matching_loss`) on random latents/embeddings of the bucket's shape, with the same LoRA/optimizer setup as the
+trainer. `--model tiny` uses the tiny random model; `2B`/`13B` build the real architecture with random weights (no
+download). `--compare` runs a list of option sets side by side in one process and prints ratios against the first.
+
+    python bench/train_step.py --model tiny --bucket 64x64x9
+    python bench/train_step.py --model 2B --bucket 768x448x89 --rank 32 --precision bf16 --compare gc=off gc=on
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from ltx_train_lib.buckets import parse_buckets  # noqa: E402
+from ltx_train_lib.training.strategy import flow_matching_loss  # noqa: E402
+
+
+def build_transformer(model: str, dtype: torch.dtype, device: torch.device):
+    if model == "tiny":
+        from ltx_train_lib.models.loader import load_components
+
+        return load_components("tiny", ("transformer",), transformer_dtype=dtype).transformer.to(device)
+    from ltx_train_lib.models.loader import build_random_transformer
+
+    with torch.device(device):
+        return build_random_transformer(model, dtype=dtype)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(args: argparse.Namespace, options: dict[str, str]) -> dict:
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    precision = options.get("precision", args.precision)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
+    gc_on = options.get("gc", "on" if args.gradient_checkpointing else "off") == "on"
+    compile_on = options.get("compile", "on" if args.compile else "off") == "on"
+    optimizer_name = options.get("optimizer", args.optimizer)
+    rank = int(options.get("rank", args.rank))
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    transformer = build_transformer(args.model, dtype if args.mode == "lora" else torch.float32, device)
+    transformer.requires_grad_(False)
+    if args.mode == "lora":
+        from peft import LoraConfig
+
+        transformer.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=["to_k", "to_q", "to_v", "to_out.0"]))
+        params = [p for n, p in transformer.named_parameters() if "lora_" in n]
+        for p in params:
+            p.data = p.data.float()
+            p.requires_grad_(True)
+    else:
+        transformer.requires_grad_(True)
+        params = list(transformer.parameters())
+    if gc_on:
+        transformer.enable_gradient_checkpointing()
+    if compile_on:
+        for i, block in enumerate(transformer.transformer_blocks):
+            transformer.transformer_blocks[i] = torch.compile(block)
+    if optimizer_name == "adamw8bit":
+        import bitsandbytes as bnb
+
+        optimizer = bnb.optim.AdamW8bit(params, lr=1e-4)
+    else:
+        optimizer = torch.optim.AdamW(params, lr=1e-4)
+    transformer.train()
+
+    bucket = parse_buckets(args.bucket)[0]
+    f, h, w = bucket.latent_shape
+    channels = transformer.config.in_channels
+    text_dim = transformer.config.caption_channels
+    batch = {
+        "latents": torch.randn(args.batch_size, f * h * w, channels),
+        "prompt_embeds": torch.randn(args.batch_size, 256, text_dim),
+        "prompt_attention_mask": torch.ones(args.batch_size, 256, dtype=torch.bool),
+        "num_frames": f, "height": h, "width": w, "fps": 24.0,
+    }
+    generator = torch.Generator().manual_seed(0)
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+    def step() -> float:
+        with autocast:
+            out = flow_matching_loss(transformer, batch, generator, sampling_mode="shifted_logit_normal", sampling_params={},
+                                     first_frame_p=0.1, device=device, model_dtype=dtype if args.mode == "lora" else torch.float32)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return out.loss.item()
+
+    for _ in range(args.warmup):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = (time.perf_counter() - t0) / args.steps
+    result = {
+        "model": args.model, "mode": args.mode, "bucket": str(bucket), "tokens": bucket.tokens, "batch_size": args.batch_size,
+        "precision": precision, "gradient_checkpointing": gc_on, "compile": compile_on, "optimizer": optimizer_name, "rank": rank,
+        "device": str(device), "s_per_step": round(seconds, 4), "steps_per_s": round(1 / seconds, 3),
+        "peak_memory_mb": round(peak_memory_mb(device), 1),
+    }
+    del transformer, optimizer, params
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="tiny", choices=["tiny", "2B", "13B"], help="tiny random model, or the real architecture with random weights")
+    p.add_argument("--mode", default="lora", choices=["lora", "full"])
+    p.add_argument("--bucket", default="64x64x9", help="WxHxF")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--rank", type=int, default=32)
+    p.add_argument("--precision", default="bf16", choices=["bf16", "fp16", "fp32"])
+    p.add_argument("--gradient-checkpointing", action="store_true")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--optimizer", default="adamw", choices=["adamw", "adamw8bit"])
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--device", default=None)
+    p.add_argument("--compare", nargs="*", default=[], help="option sets like gc=on,precision=fp32 run side by side; ratios vs the first")
+    p.add_argument("--json", action="store_true", help="print JSON lines only")
+    args = p.parse_args()
+    option_sets = [dict(kv.split("=", 1) for kv in s.split(",") if kv) for s in args.compare] or [{}]
+    results = [run(args, opts) for opts in option_sets]
+    base = results[0]["s_per_step"]
+    for opts, r in zip(option_sets, results):
+        r["options"] = opts
+        r["ratio_vs_first"] = round(r["s_per_step"] / base, 3)
+        if args.json:
+            print(json.dumps(r))
+        else:
+            print(f"{r['model']:>4} {r['mode']:<4} {r['bucket']:<12} tokens {r['tokens']:>5}  {json.dumps(opts) or '{}':<28} "
+                  f"{r['s_per_step']:.4f} s/step  {r['steps_per_s']:.2f} steps/s  peak {r['peak_memory_mb']:.0f} MB  "
+                  f"x{r['ratio_vs_first']:.2f} vs first  ({r['device']}, {r['precision']}, gc={r['gradient_checkpointing']})")
+
+
+if __name__ == "__main__":
+    main()
