@@ -53,6 +53,9 @@ def _write_mp4(frames, path: Path, fps: float) -> None:
 def generate_validation_videos(components, transformer, cfg: ValidationConfig, step: int, output_dir: Path, device) -> list[Path]:
     """Generate ``videos_per_prompt`` videos for every prompt; returns the written paths."""
     from diffusers import LTXImageToVideoPipeline, LTXPipeline
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.set_verbosity_error()  # per-call truncation notices would drown the training log
 
     out_dir = Path(output_dir) / SAMPLES_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -90,6 +93,7 @@ def generate_validation_videos(components, transformer, cfg: ValidationConfig, s
                 num_inference_steps=cfg.inference_steps,
                 guidance_scale=cfg.guidance_scale,
                 generator=generator,
+                max_sequence_length=256,  # the T5 length the model was trained with (the pipeline default is 128)
                 output_type="np",
             )
             pipe = t2v
