@@ -301,3 +301,31 @@ def test_load_checkpoint_continues_from_weights(tmp_path: Path, precomputed_data
     end = _tensors(tmp_path / "b" / "lora_weights_comfy.safetensors")
     for k in start:
         assert torch.allclose(start[k], end[k], atol=1e-6), k
+
+
+def test_tensorboard_logs_loss_and_lr(tmp_path: Path, precomputed_dataset: Path, tiny_model_dir: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _train(tiny_config_dict(precomputed_dataset, tmp_path / "o", optimization__steps=3, tensorboard={"enabled": True}))
+    acc = EventAccumulator(str(tmp_path / "o" / "tensorboard"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("train/loss")] == [1, 2, 3]
+    assert len(acc.Scalars("train/learning_rate")) == 3
+
+
+def test_wandb_without_package_is_a_clear_error(tmp_path: Path, precomputed_dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "wandb", None)  # behaves as "not installed"
+    with pytest.raises(ConfigError, match="wandb.enabled is true but the wandb package is not installed"):
+        _train(tiny_config_dict(precomputed_dataset, tmp_path / "o", wandb={"enabled": True}))
+    assert not (tmp_path / "o").exists()
+
+
+def test_int8_quantized_base_trains_a_lora(tmp_path: Path, precomputed_dataset: Path, tiny_model_dir: Path) -> None:
+    pytest.importorskip("optimum.quanto")  # installed by requirements-dev.txt; optional for users
+    trainer = Trainer(config_from_dict(tiny_config_dict(precomputed_dataset, tmp_path / "o", optimization__steps=2,
+                                                        acceleration__quantization="int8-quanto")))
+    result = trainer.train()
+    block = trainer.unwrapped.transformer_blocks[0]
+    assert type(block.attn1.to_q.base_layer).__name__ == "QLinear"
+    assert type(trainer.unwrapped.proj_in).__name__ == "Linear"  # excluded, as in the reference
+    assert result.status == "done" and (tmp_path / "o" / "lora_weights_comfy.safetensors").is_file()

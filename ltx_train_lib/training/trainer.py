@@ -136,6 +136,11 @@ class Trainer:
                 raise ConfigError(
                     f"acceleration.quantization '{cfg.acceleration.quantization}' needs optimum-quanto; pip install optimum-quanto"
                 ) from None
+        if cfg.wandb.enabled:
+            try:
+                import wandb  # noqa: F401
+            except ImportError:
+                raise ConfigError("wandb.enabled is true but the wandb package is not installed; pip install wandb, or set wandb.enabled: false") from None
         if self.validation_enabled:
             check_validation_inputs(cfg.validation)
         return PrecomputedDataset(cfg.data.preprocessed_data_root)
@@ -155,6 +160,8 @@ class Trainer:
         cfg = self.cfg
         transformer = components.transformer
         transformer.requires_grad_(False)
+        if cfg.acceleration.quantization not in (None, "no_change"):
+            self._quantize(transformer, cfg.acceleration.quantization)
         if cfg.model.training_mode == "lora":
             from peft import LoraConfig
 
@@ -191,6 +198,18 @@ class Trainer:
                 log.info("acceleration.compile_with_inductor: skipped on CPU")
         transformer.train()
         return transformer, params
+
+    @staticmethod
+    def _quantize(transformer, mode: str) -> None:
+        """Quantize the frozen base weights with optimum-quanto (as the reference), keeping sensitive layers."""
+        from optimum import quanto
+
+        qtypes = {"int8-quanto": "qint8", "int4-quanto": "qint4", "int2-quanto": "qint2", "fp8-quanto": "qfloat8",
+                  "fp8uz-quanto": "qfloat8_e4m3fnuz"}
+        weights = getattr(quanto, qtypes[mode])
+        quanto.quantize(transformer, weights=weights,
+                        exclude=["proj_in", "time_embed.*", "caption_projection.*", "rope", "*norm*", "proj_out"])
+        quanto.freeze(transformer)
 
     def _load_weights_only(self, transformer, path: Path) -> None:
         from safetensors.torch import load_file
@@ -359,6 +378,10 @@ class Trainer:
                 self.tb.add_text("validation/prompts", "\n".join(self.cfg.validation.prompts), step)
                 for i, p in enumerate(paths):
                     self._tb_video(f"validation/video_{i}", p, step)
+            if self.wandb_run is not None and self.cfg.wandb.log_validation_videos:
+                import wandb
+
+                self.wandb_run.log({"validation/videos": [wandb.Video(str(p), caption=p.name) for p in paths]}, step=step)
         self.accelerator.wait_for_everyone()
 
     def _tb_video(self, tag: str, path: Path, step: int) -> None:
@@ -400,6 +423,8 @@ class Trainer:
             self.stop.uninstall()
             if getattr(self, "tb", None) is not None:
                 self.tb.close()
+            if getattr(self, "wandb_run", None) is not None:
+                self.wandb_run.finish()
 
     def _train(self, dataset: PrecomputedDataset) -> TrainResult:
         from ltx_train_lib.models.loader import load_components
@@ -443,6 +468,7 @@ class Trainer:
         resumed_from = self._resume()
 
         self.tb = None
+        self.wandb_run = None
         if self.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(self.output_dir / "training_config.yaml", dump_config(cfg))
@@ -450,6 +476,13 @@ class Trainer:
                 from torch.utils.tensorboard import SummaryWriter
 
                 self.tb = SummaryWriter(cfg.tensorboard.log_dir or str(self.output_dir / "tensorboard"))
+            if cfg.wandb.enabled:
+                import wandb
+
+                self.wandb_run = wandb.init(
+                    project=cfg.wandb.project, entity=cfg.wandb.entity, tags=cfg.wandb.tags, name=self.output_dir.name,
+                    config=cfg.model_dump(mode="json"), resume="allow", id=f"{self.output_dir.name}-{self.fingerprint}",
+                )
         self.stop.install()
         total = opt.steps
         self._emit(
@@ -527,6 +560,8 @@ class Trainer:
             if self.tb is not None:
                 self.tb.add_scalar("train/loss", loss_value, self.step)
                 self.tb.add_scalar("train/learning_rate", lr, self.step)
+            if self.wandb_run is not None:
+                self.wandb_run.log({"train/loss": loss_value, "train/learning_rate": lr, "train/step_time": dt}, step=self.step)
             if self.validation_enabled and self.step % cfg.validation.interval == 0 and self.step < total:
                 self._validate(self.step)
             interval = cfg.checkpoints.interval
