@@ -25,7 +25,7 @@ test-py: venv
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-js:
-	@if [ -d web/tests ]; then node --test web/tests/; else echo "no JS tests"; fi
+	node --test web_tests/
 
 test: lint test-py test-js
 
