@@ -170,10 +170,13 @@ def cancel_job(root: str | Path, job_id: str) -> bool:
         meta = read_job_meta(folder)
     except ValueError as exc:
         raise CancelError(str(exc)) from exc
+    pgid = meta.get("pgid")
+    if isinstance(pgid, int) and hasattr(os, "getpgrp") and pgid == os.getpgrp():
+        # Checked first: whatever the job's state, our own group is ComfyUI itself and is never signalled.
+        raise CancelError(f"job {job_id!r} has no process group of its own to signal (pgid={pgid!r})")
     summary = _summarise(folder, meta, read_events(events_path(folder, meta)))
     if summary["status"] != "running":
         return False
-    pgid = meta.get("pgid")
     if not hasattr(os, "killpg"):
         raise CancelError("cancelling from the panel needs a POSIX system; use ComfyUI's Cancel button instead")
     if not isinstance(pgid, int) or pgid <= 1 or pgid == os.getpgrp():
