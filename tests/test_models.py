@@ -98,3 +98,23 @@ def test_shift_and_token_counts_match_the_reference() -> None:
     assert round(ltxv.shift_for_tokens(1792), 3) == 1.225 and round(ltxv.shift_for_tokens(4032), 3) == 2.027
     assert ltxv.to_comfy_module_name("time_embed.linear") == "adaln_single.linear"
     assert ltxv.to_diffusers_module_name("patchify_proj") == "proj_in"
+
+
+def test_full_finetune_output_loads_back_as_single_file_in_both_layouts(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """A full fine-tune's model_weights.safetensors (and its ComfyUI conversion) is a valid single-file model_source."""
+    from ltx_train_lib.config import config_from_dict
+    from ltx_train_lib.export import convert_file
+    from ltx_train_lib.training.trainer import Trainer
+    from tests.conftest import make_precomputed, tiny_config_dict
+
+    root = make_precomputed(tmp_path / "ds", [(2, 2, 2)] * 2)
+    cfg = tiny_config_dict(root, tmp_path / "out", model__training_mode="full", lora=None, optimization__steps=1, checkpoints__interval=None)
+    trainer = Trainer(config_from_dict(cfg))
+    trainer.train()
+    trained = {k: v.detach().clone() for k, v in trainer.unwrapped.state_dict().items()}
+    weights = tmp_path / "out" / "model_weights.safetensors"
+    comfy = convert_file(weights, to="comfy")
+    for path in (weights, comfy):
+        loaded = load_components(str(path), ("transformer",)).transformer.state_dict()
+        assert loaded.keys() == trained.keys()
+        assert all(torch.equal(loaded[k], trained[k]) for k in trained), path.name

@@ -8,6 +8,9 @@ fetched the error says which file was needed and how to provide it locally.
 from __future__ import annotations
 
 import json
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +76,26 @@ def _single_file_size(keys: list[str]) -> str:
     return "13B" if max(blocks) + 1 > 28 else "2B"
 
 
+TRANSFORMER_CONFIG_METADATA = "transformer_config"  # diffusers config JSON that our full-model exports carry
+
+
+@contextmanager
+def _single_file_config_dir(path: Path) -> Iterator[Path]:
+    """The config folder for a single-file transformer: the config embedded in the file's header (our own exports),
+    else the shipped 2B/13B config chosen by the number of blocks."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        keys = list(fh.keys())
+        embedded = (fh.metadata() or {}).get(TRANSFORMER_CONFIG_METADATA)
+    if embedded:
+        with tempfile.TemporaryDirectory(prefix="ltx_cfg_") as tmp:
+            (Path(tmp) / "config.json").write_text(embedded)
+            yield Path(tmp)
+        return
+    yield transformer_config_dir(_single_file_size(keys))
+
+
 def _wrap(what: str, where: str, exc: Exception) -> ModelLoadError:
     hint = (
         "it is not available locally and could not be downloaded; download it on a machine with network "
@@ -122,10 +145,10 @@ def _load_single_file_component(path: str, what: str, dtype):
 
     try:
         if what == "transformer":
-            size = _single_file_size(_safetensors_keys(Path(path)))
-            return diffusers.LTXVideoTransformer3DModel.from_single_file(
-                path, config=str(transformer_config_dir(size)), dtype=dtype, local_files_only=True
-            )
+            with _single_file_config_dir(Path(path)) as config_dir:
+                return diffusers.LTXVideoTransformer3DModel.from_single_file(
+                    path, config=str(config_dir), dtype=dtype, local_files_only=True
+                )
         if what == "vae":
             return diffusers.AutoencoderKLLTXVideo.from_single_file(path, dtype=dtype)
         if what == "text_encoder":

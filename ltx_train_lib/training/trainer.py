@@ -8,6 +8,7 @@ optimizer step with a resumable checkpoint and a ``cancelled`` event.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import random
@@ -28,7 +29,7 @@ from ltx_train_lib.events import EVENTS_FILE, EventWriter
 from ltx_train_lib.fileio import write_text_atomic
 from ltx_train_lib.training import checkpoint as ckpt
 from ltx_train_lib.training.schedule import lr_factor
-from ltx_train_lib.training.strategy import flow_matching_loss
+from ltx_train_lib.training.strategy import check_reference_latents, flow_matching_loss, reference_video_loss
 from ltx_train_lib.training.validation import check_validation_inputs, generate_validation_videos
 
 log = logging.getLogger("ltx_train_lib.trainer")
@@ -125,8 +126,6 @@ class Trainer:
         cfg = self.cfg
         if cfg.model.load_checkpoint:
             ckpt.find_weights_file(cfg.model.load_checkpoint)
-        if cfg.conditioning.mode == "reference_video":
-            raise ConfigError("conditioning.mode 'reference_video' (IC-LoRA) is not supported yet by this trainer; use 'none'")
         if cfg.optimization.optimizer_type == "adamw8bit" and not torch.cuda.is_available():
             raise ConfigError("optimization.optimizer_type 'adamw8bit' needs a CUDA GPU (bitsandbytes); use 'adamw' on this machine")
         if cfg.acceleration.quantization not in (None, "no_change"):
@@ -142,8 +141,16 @@ class Trainer:
             except ImportError:
                 raise ConfigError("wandb.enabled is true but the wandb package is not installed; pip install wandb, or set wandb.enabled: false") from None
         if self.validation_enabled:
-            check_validation_inputs(cfg.validation)
+            check_validation_inputs(cfg.validation, reference_mode=self.reference_mode)
+        if self.reference_mode:  # IC-LoRA: every sample needs its reference latents, checked before any model loads
+            dataset = PrecomputedDataset(cfg.data.preprocessed_data_root, reference_latents_dir=cfg.conditioning.reference_latents_dir)
+            check_reference_latents(dataset, cfg.conditioning.reference_latents_dir)
+            return dataset
         return PrecomputedDataset(cfg.data.preprocessed_data_root)
+
+    @property
+    def reference_mode(self) -> bool:
+        return self.cfg.conditioning.mode == "reference_video"
 
     @property
     def validation_enabled(self) -> bool:
@@ -360,6 +367,8 @@ class Trainer:
             return {"lora": str(d), "lora_comfy": str(c)}
         sd = {k.replace("_orig_mod.", ""): v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         path = folder / f"model_weights{suffix}.safetensors"
+        # The architecture travels with the weights, so the file loads as a single-file model_source of any size.
+        meta["transformer_config"] = json.dumps({k: v for k, v in dict(model.config).items() if not k.startswith("_")})
         export.save_full_model(sd, path, meta)
         return {"model": str(path)}
 
@@ -371,7 +380,8 @@ class Trainer:
             model.eval()
             # Validation must not disturb the training random streams (exact resume depends on them).
             with torch.random.fork_rng(devices=[]):
-                paths = generate_validation_videos(self.components, model, self.cfg.validation, step, self.output_dir, self.device)
+                paths = generate_validation_videos(self.components, model, self.cfg.validation, step, self.output_dir, self.device,
+                                                   reference_mode=self.reference_mode)
             model.train()
             self._emit("sample", step=step, paths=[str(p) for p in paths], prompts=list(self.cfg.validation.prompts))
             if self.tb is not None:
@@ -513,7 +523,8 @@ class Trainer:
                 batch = next(batches)
                 sync = micro == accum - 1
                 with (nullcontext() if sync else acc.no_sync(self.model)), acc.autocast():
-                    out = flow_matching_loss(
+                    loss_fn = reference_video_loss if self.reference_mode else flow_matching_loss
+                    out = loss_fn(
                         self.model,
                         batch,
                         self.generator,
