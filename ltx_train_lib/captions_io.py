@@ -8,7 +8,9 @@ The format follows the extension:
 - ``.txt``   two files, ``<stem>_captions.txt`` and ``<stem>_paths.txt``, one entry per line
 
 Media paths are stored relative to the caption file's folder with '/' separators (so a dataset folder can be moved
-or shared between Windows and Linux) and read back as absolute paths. Reading never stops at a bad entry: empty
+or shared between Windows and Linux) and read back as absolute paths. Other columns (e.g. IC-LoRA's
+``reference_path``) are kept as they are in ``CaptionEntry.extra`` and written back by the .json/.jsonl/.csv
+writers; the .txt format has no room for them. Reading never stops at a bad entry: empty
 captions, missing media and repeated media are collected as problems, each message naming the file, the entry and
 the fix. Only a file that cannot be parsed at all raises ``DatasetError``.
 """
@@ -22,7 +24,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from ltx_train_lib.errors import DatasetError
 from ltx_train_lib.fileio import atomic_path, write_text_atomic
@@ -44,6 +46,8 @@ ProblemKind = Literal["empty_caption", "missing_media", "duplicate_media", "bad_
 class CaptionEntry:
     caption: str
     media_path: Path  # absolute once read; written relative to the caption file's folder
+    # Columns other than the caption and the media path, as stored (values are not resolved as paths).
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -158,10 +162,13 @@ def _column_error(path: Path, what: str, wanted: str, available: Iterable[str], 
     )
 
 
+Row = tuple[int, object, object, dict[str, Any]]  # (index, caption, media, other columns)
+
+
 def _rows_from_objects(
     path: Path, objects: list[tuple[int, object]], caption_column: str, media_column: str
-) -> tuple[list[tuple[int, object, object]], list[CaptionProblem]]:
-    """(index, caption, media) per object; objects lacking the columns become problems, not a crash."""
+) -> tuple[list[Row], list[CaptionProblem]]:
+    """(index, caption, media, extra) per object; objects lacking the columns become problems, not a crash."""
     keys: list[str] = []
     for _, obj in objects:
         if isinstance(obj, dict):
@@ -185,7 +192,8 @@ def _rows_from_objects(
                 )
             )
             continue
-        rows.append((index, obj.get(cap_col, ""), obj[media_col]))
+        extra = {k: v for k, v in obj.items() if k not in (cap_col, media_col)}
+        rows.append((index, obj.get(cap_col, ""), obj[media_col], extra))
     return rows, problems
 
 
@@ -240,7 +248,16 @@ def _read_csv(path: Path, caption_column: str, media_column: str):
         if cap_col is None:
             raise _column_error(path, "caption", caption_column, header, "--caption-column")
         try:
-            rows = [(i, row.get(cap_col) or "", row.get(media_col) or "") for i, row in enumerate(reader, 1)]
+            rows = [
+                (
+                    i,
+                    row.get(cap_col) or "",
+                    row.get(media_col) or "",
+                    # None is DictReader's key for surplus cells of a row longer than the header: not a column.
+                    {k: v or "" for k, v in row.items() if k is not None and k not in (cap_col, media_col)},
+                )
+                for i, row in enumerate(reader, 1)
+            ]
         except csv.Error as exc:
             raise DatasetError(f"{path}: not a valid CSV file ({exc}). Fix the quoting or re-export it.") from exc
     return rows, []
@@ -268,7 +285,7 @@ def _read_txt(path: Path, caption_column: str, media_column: str):
             f"{path}: {captions_file.name} has {len(captions)} lines but {paths_file.name} has {len(paths)}. "
             "Make line N of both files describe the same media file."
         )
-    return [(i, c, p) for i, (c, p) in enumerate(zip(captions, paths, strict=True), 1)], []
+    return [(i, c, p, {}) for i, (c, p) in enumerate(zip(captions, paths, strict=True), 1)], []
 
 
 _READERS = {".json": _read_json, ".jsonl": _read_jsonl, ".csv": _read_csv, ".txt": _read_txt}
@@ -294,7 +311,7 @@ def read_captions_checked(
     rows, problems = _READERS[fmt](path, caption_column, media_column)
     result = CaptionsReadResult(path=path, problems=problems)
     first_seen: dict[Path, int] = {}
-    for index, caption, stored in rows:
+    for index, caption, stored, extra in rows:
         if not isinstance(stored, str) or not stored.strip():
             result.problems.append(
                 CaptionProblem(
@@ -308,7 +325,7 @@ def read_captions_checked(
             continue
         caption = "" if caption is None else str(caption)
         media = resolve_media_path(stored, base_dir)
-        result.entries.append(CaptionEntry(caption=caption, media_path=media))
+        result.entries.append(CaptionEntry(caption=caption, media_path=media, extra=dict(extra)))
         where = f"{path}: entry {index} ({stored})"
         if not caption.strip():
             result.problems.append(
@@ -363,27 +380,43 @@ def _flatten(caption: str) -> str:
     return " ".join(caption.replace("\r\n", "\n").replace("\r", "\n").split("\n")).strip()
 
 
+def _extra_columns(entries: Sequence[CaptionEntry]) -> list[str]:
+    """The extra column names of all entries in first-seen order (the standard two never repeat)."""
+    names: list[str] = []
+    for e in entries:
+        names.extend(k for k in e.extra if k not in names and k not in (DEFAULT_CAPTION_COLUMN, DEFAULT_MEDIA_COLUMN))
+    return names
+
+
 def write_captions(path: str | Path, entries: Iterable[CaptionEntry]) -> Path:
     """Write entries atomically in the format the extension names; media paths relative to the file's folder.
 
-    For .txt, each of the two files is replaced atomically (paths first, so a reader that sees a new caption
-    file also sees the paths written with it).
+    Extra columns follow ``caption`` and ``media_path`` (.json/.jsonl: only where an entry has them; .csv: every
+    row, empty when absent); .txt drops them. For .txt, each of the two files is replaced atomically (paths first,
+    so a reader that sees a new caption file also sees the paths written with it).
     """
     path = Path(path)
     fmt = caption_format(path)
     base_dir = _absolute(path).parent
+    entries = list(entries)
+    columns = _extra_columns(entries)
     rows = [(str(e.caption), relative_media_path(e.media_path, base_dir)) for e in entries]
+
+    def obj(e: CaptionEntry, c: str, p: str) -> dict[str, Any]:
+        return {DEFAULT_CAPTION_COLUMN: c, DEFAULT_MEDIA_COLUMN: p, **{k: e.extra[k] for k in columns if k in e.extra}}
+
     if fmt == ".json":
-        data = [{"caption": c, "media_path": p} for c, p in rows]
+        data = [obj(e, c, p) for e, (c, p) in zip(entries, rows, strict=True)]
         write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     elif fmt == ".jsonl":
-        lines = [json.dumps({"caption": c, "media_path": p}, ensure_ascii=False) + "\n" for c, p in rows]
+        lines = [json.dumps(obj(e, c, p), ensure_ascii=False) + "\n" for e, (c, p) in zip(entries, rows, strict=True)]
         write_text_atomic(path, "".join(lines))
     elif fmt == ".csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow([DEFAULT_CAPTION_COLUMN, DEFAULT_MEDIA_COLUMN])
-        writer.writerows(rows)
+        writer.writerow([DEFAULT_CAPTION_COLUMN, DEFAULT_MEDIA_COLUMN, *columns])
+        for e, (c, p) in zip(entries, rows, strict=True):
+            writer.writerow([c, p, *("" if e.extra.get(k) is None else str(e.extra[k]) for k in columns)])
         with atomic_path(path) as tmp:
             tmp.write_text(buf.getvalue(), encoding="utf-8", newline="")
     else:

@@ -6,7 +6,10 @@ made here loads in the reference trainer and vice versa::
     <dataset dir>/.precomputed/
       latents/<media path>.pt        {"latents": bf16 [F'*H'*W', C], "num_frames": F', "height": H', "width": W', "fps"}
       conditions/<media path>.pt     {"prompt_embeds": bf16 [256, D], "prompt_attention_mask": bool [256]}
+      reference_latents/<media path>.pt   IC-LoRA only (reference_column): the reference video of the sample,
+                                     encoded at the target's bucket, frames and crop; same schema as latents/
       decoded_videos/<media path>.mp4|.png    (decode_videos=True, to check by eye)
+      decoded_reference_videos/<media path>.mp4|.png    (decode_videos=True with reference_column)
       .manifest.json                 what each cached file was made from (media hash, caption, settings)
 
 ``<media path>`` is the media file's path relative to the caption file's folder with its suffix replaced, as the
@@ -16,16 +19,19 @@ clip can never shift captions onto other clips' latents (the reference's issue #
 Invariants kept at every instant, so a crash or a Cancel never leaves a cache the trainer would misread:
 - every ``.pt`` is written atomically (temp file + rename);
 - a sample's condition is written before its latents, and its latents are deleted before its condition, so a
-  latents file always has its condition (the trainer refuses latents without one);
+  latents file always has its condition (the trainer refuses latents without one); likewise its reference
+  latents (IC-LoRA) are written before and deleted after its latents;
 - the manifest only records a file after the file is on disk, so it can lag behind the files (costing a recompute)
   but never claims a file is current when it is not.
-At the end of a completed run, latents and condition are both present or both absent for every sample, and files of
-samples that left the dataset (or turned bad) are removed.
+At the end of a completed run, latents and condition (and reference latents, with a reference column) are all
+present or all absent for every sample, and files of samples that left the dataset (or turned bad) are removed. A
+run without a reference column removes reference latents: they could no longer be trusted to match their targets.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import gc
 import hashlib
 import json
@@ -54,7 +60,9 @@ logger = logging.getLogger(__name__)
 PRECOMPUTED_DIR = ".precomputed"
 LATENTS_DIR = "latents"
 CONDITIONS_DIR = "conditions"
+REFERENCE_LATENTS_DIR = "reference_latents"  # the reference trainer's folder name (its config default differs, §11.8)
 DECODED_DIR = "decoded_videos"
+DECODED_REFERENCE_DIR = "decoded_reference_videos"
 MANIFEST_NAME = ".manifest.json"
 LOCK_NAME = ".lock"
 # Bump when what a cached file means changes (it invalidates every entry of older manifests).
@@ -114,6 +122,7 @@ class PreprocessResult:
     removed: list[str] = field(default_factory=list)  # cache entries deleted: their media left the dataset
     latents_computed: list[str] = field(default_factory=list)
     conditions_computed: list[str] = field(default_factory=list)
+    references_computed: list[str] = field(default_factory=list)  # IC-LoRA reference latents (re)computed
     decoded: list[str] = field(default_factory=list)
     buckets: dict[str, str] = field(default_factory=dict)  # sample -> bucket "WxHxF" it was encoded at
 
@@ -126,10 +135,12 @@ class PreprocessResult:
         return len(self.processed) + len(self.reused)
 
     def summary(self) -> str:
+        computed = f"{len(self.latents_computed)} latents, {len(self.conditions_computed)} captions"
+        if self.references_computed:
+            computed += f", {len(self.references_computed)} references"
         parts = [
             f"{self.samples} sample(s) ready in {self.output_dir}",
-            f"{len(self.processed)} computed ({len(self.latents_computed)} latents, "
-            f"{len(self.conditions_computed)} captions)",
+            f"{len(self.processed)} computed ({computed})",
             f"{len(self.reused)} reused from the cache",
         ]
         if self.removed:
@@ -242,6 +253,27 @@ def decode_latents(vae, latents: torch.Tensor, num_frames: int, height: int, wid
         video = vae.decode(z, temb, return_dict=False)[0][0]  # [3, F, H, W]
         video = ((video.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return video.permute(1, 2, 3, 0).cpu().numpy()
+
+
+def decode_latents_file(vae, latents_path: Path, target: Path) -> Path:
+    """A latents ``.pt`` (the reference's schema) decoded to ``target``: an mp4 at its stored fps, or a PNG for a
+    1-frame latent. Written atomically."""
+    import torch
+
+    from ltx_train_lib.media import write_video
+
+    lat = torch.load(latents_path, map_location="cpu", weights_only=True)
+    video = decode_latents(vae, lat["latents"], lat["num_frames"], lat["height"], lat["width"])
+    if len(video) == 1:
+        from PIL import Image
+
+        with atomic_path(target) as tmp:
+            Image.fromarray(video[0]).save(tmp, format="PNG")
+    else:
+        # fps <= 0 came from images in old reference caches (its issue #43); 24 is the reference's default.
+        fps = float(lat.get("fps") or 0)
+        write_video(target, video, fps if fps > 0 else 24.0)
+    return target
 
 
 # ------------------------------------------------------------------------------------------------------ cache paths
@@ -387,6 +419,12 @@ class _Sample:
     need_condition: bool = False
     need_latent: bool = False
     need_decode: bool = False
+    # IC-LoRA: the reference video and what probing it found; None without a reference column.
+    reference: Path | None = None
+    reference_info: dict[str, Any] | None = None
+    # Set while the target's frames load, so its reference gets the same frames and crop window.
+    start: int = 0
+    crop_rng: Any = None
 
     @property
     def name(self) -> Path:
@@ -506,6 +544,7 @@ def preprocess_dataset(
     frame_selection: str = "first",
     caption_column: str = "caption",
     media_column: str = "media_path",
+    reference_column: str | None = None,
     batch_size: int = 1,
     device: str | None = None,
     load_text_encoder_in_8bit: bool = False,
@@ -518,6 +557,10 @@ def preprocess_dataset(
     removal) or the text encoder changed; the latents when the media bytes, the assigned bucket, the VAE or the
     crop/frame settings changed. Bad inputs are skipped and listed in ``result.skipped``; only a problem with the
     whole run (no caption file, bad buckets, a model that cannot load) raises an ``LtxTrainError``.
+
+    ``reference_column`` (IC-LoRA): each entry's reference video, from that column, is encoded at its target's
+    bucket, frames and crop into ``reference_latents/``; an entry without a usable reference is skipped. The
+    reference is re-encoded (with its target) when its bytes change.
     """
     from ltx_train_lib.captions_io import read_captions_checked
 
@@ -533,6 +576,13 @@ def preprocess_dataset(
     base_dir = Path(os.path.abspath(captions_path)).parent
     out = Path(output_dir).expanduser() if output_dir else base_dir / PRECOMPUTED_DIR
     read = read_captions_checked(captions_path, caption_column=caption_column, media_column=media_column)
+    if reference_column and read.entries and not any(reference_column in e.extra for e in read.entries):
+        found = sorted({k for e in read.entries for k in e.extra})
+        raise DatasetError(
+            f"{captions_path}: no reference column '{reference_column}' (other columns found: "
+            f"{', '.join(repr(c) for c in found) or 'none'}). Add the reference videos with compute_condition.py, "
+            "or name the column that holds them with --reference-column."
+        )
     dev = _pick_device(device)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -551,6 +601,7 @@ def preprocess_dataset(
             vae_tiling=vae_tiling,
             reshape_mode=reshape_mode,
             frame_selection=frame_selection,
+            reference_column=reference_column or None,
             batch_size=batch_size,
             device=dev,
             load_in_8bit=load_text_encoder_in_8bit,
@@ -586,6 +637,7 @@ class _Run:
     vae_tiling: bool
     reshape_mode: str
     frame_selection: str
+    reference_column: str | None
     batch_size: int
     device: Any
     load_in_8bit: bool
@@ -601,8 +653,8 @@ class _Run:
     def _path(self, folder: str, sample_key_: str, suffix: str = ".pt") -> Path:
         return self.out / folder / cache_name(sample_key_).with_suffix(suffix)
 
-    def _decoded_path(self, s: _Sample) -> Path:
-        return self._path(DECODED_DIR, s.key, ".png" if s.bucket.frames == 1 else ".mp4")
+    def _decoded_path(self, s: _Sample, folder: str = DECODED_DIR) -> Path:
+        return self._path(folder, s.key, ".png" if s.bucket.frames == 1 else ".mp4")
 
     def _tick(self, message: str, n: int = 1) -> None:
         self.done += n
@@ -629,10 +681,12 @@ class _Run:
         )
 
     def _drop_latent(self, key: str) -> None:
-        # Latents go first: a latents file must never outlive its condition.
+        # Latents go first: a latents file must never outlive its condition or its reference latents.
         self._path(LATENTS_DIR, key).unlink(missing_ok=True)
-        for suffix in (".mp4", ".png"):
-            self._path(DECODED_DIR, key, suffix).unlink(missing_ok=True)
+        self._path(REFERENCE_LATENTS_DIR, key).unlink(missing_ok=True)
+        for folder in (DECODED_DIR, DECODED_REFERENCE_DIR):
+            for suffix in (".mp4", ".png"):
+                self._path(folder, key, suffix).unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ phases
 
@@ -649,6 +703,7 @@ class _Run:
             "frame_selection": self.frame_selection,
             "seed": self.seed,
             "vae_tiling": self.vae_tiling,
+            "reference_column": self.reference_column,
         }
         self._sweep_temp_files()
         samples = self._plan(read, manifest)
@@ -733,20 +788,49 @@ class _Run:
 
             new_entry: dict[str, Any] = {"media": sig, "info": info, "caption": entry.caption, "prompt": prompt}
             s = _Sample(key, media, entry.caption, prompt, new_entry, info, bucket, sample_seed(self.seed, key))
+            same_reference = True
+            if self.reference_column:
+                old_ref = previous.get("reference") or {}
+                try:
+                    s.reference, ref_entry = self._plan_reference(entry, old_ref, info, bucket)
+                except DatasetError as exc:
+                    self._skip(key, str(exc))
+                    continue
+                s.reference_info = ref_entry["info"]
+                new_entry["reference"] = ref_entry
+                # Same reference bytes and its latents still on disk (the path may change: the bytes are what count).
+                same_reference = (
+                    ref_entry["media"].get("sha256") == (old_ref.get("media") or {}).get("sha256")
+                    and "latent" in old_ref
+                    and self._path(REFERENCE_LATENTS_DIR, key).is_file()
+                )
             cond = previous.get("condition") or {}
             if cond.get("key") == self._condition_key(prompt) and self._path(CONDITIONS_DIR, key).is_file():
                 new_entry["condition"] = cond
             else:
                 s.need_condition = True
             lat = previous.get("latent") or {}
-            if same_media and lat.get("key") == self._latent_key(bucket) and self._path(LATENTS_DIR, key).is_file():
+            if (
+                same_media
+                and same_reference
+                and lat.get("key") == self._latent_key(bucket)
+                and self._path(LATENTS_DIR, key).is_file()
+            ):
                 new_entry["latent"] = lat
+                if s.reference is not None:
+                    new_entry["reference"]["latent"] = previous["reference"]["latent"]
             else:
+                # A target and its reference are encoded together (the reference takes the target's frames and
+                # crop), so a change to either recomputes both.
                 s.need_latent = True
                 # The old latents describe other pixels or settings: remove them now, so no crash can leave them
                 # looking current next to a new condition.
                 self._drop_latent(key)
-            s.need_decode = self.decode_videos and (s.need_latent or not self._decoded_path(s).is_file())
+            s.need_decode = self.decode_videos and (
+                s.need_latent
+                or not self._decoded_path(s).is_file()
+                or (s.reference is not None and not self._decoded_path(s, DECODED_REFERENCE_DIR).is_file())
+            )
             manifest.samples[key] = new_entry
             samples.append(s)
 
@@ -764,6 +848,62 @@ class _Run:
         self.total += sum(not (s.need_condition or s.need_latent or s.need_decode) for s in samples)
         self._tick("checked the cache", sum(not (s.need_condition or s.need_latent or s.need_decode) for s in samples))
         return samples
+
+    def _plan_reference(
+        self, entry, previous: dict[str, Any], info: dict[str, Any], bucket: Bucket
+    ) -> tuple[Path, dict[str, Any]]:
+        """The entry's reference video and its manifest record. Raises DatasetError (the skip reason) when the
+        reference is absent, unreadable or shorter than the frames its target is trained on."""
+        from ltx_train_lib.captions_io import resolve_media_path
+        from ltx_train_lib.media import probe_media
+
+        assert self.reference_column is not None
+        stored = entry.extra.get(self.reference_column)
+        if not isinstance(stored, str) or not stored.strip():
+            raise DatasetError(
+                f"no reference video in column '{self.reference_column}'; add one (compute_condition.py writes "
+                "them) or remove the entry"
+            )
+        ref = resolve_media_path(stored, self.base_dir)
+        where = f"reference video {ref}"
+        if not ref.is_file():
+            raise DatasetError(
+                f"{where} does not exist; create it (e.g. compute_condition.py) or fix the "
+                f"'{self.reference_column}' value"
+            )
+        try:
+            sig = media_signature(ref, previous.get("media"))
+            same = sig.get("sha256") == (previous.get("media") or {}).get("sha256")
+            ref_info = previous["info"] if same and previous.get("info") else _info_dict(probe_media(ref))
+        except DatasetError as exc:
+            raise DatasetError(f"{where}: {_reason(exc, ref)}") from None
+        except OSError as exc:
+            raise DatasetError(
+                f"{where} cannot be read ({exc.strerror or exc}); fix the path or the file permissions"
+            ) from None
+        if ref_info["kind"] == "image" and bucket.frames > 1:
+            raise DatasetError(
+                f"{where} is an image but its target is trained on {bucket.frames} frames; give a video reference "
+                "as long as the target"
+            )
+        if ref_info["num_frames"] < bucket.frames:
+            raise DatasetError(
+                f"{where} has {ref_info['num_frames']} frames, fewer than the {bucket.frames} its target is trained "
+                "on; give a reference as long as the target"
+            )
+        if not same and abs(ref_info["width"] * info["height"] - ref_info["height"] * info["width"]) > 0.01 * (
+            info["width"] * info["height"]
+        ):
+            # Both are cropped to the same bucket, but different shapes put different content under the crop.
+            logger.warning(
+                "%s: %dx%d has another aspect ratio than its target (%dx%d); the two crops will not line up",
+                where,
+                ref_info["width"],
+                ref_info["height"],
+                info["width"],
+                info["height"],
+            )
+        return ref, {"path": sample_key(ref, self.base_dir), "media": sig, "info": ref_info}
 
     def _text_phase(self, samples: list[_Sample], manifest: Manifest) -> None:
         todo = [s for s in samples if s.need_condition]
@@ -813,6 +953,7 @@ class _Run:
         import torch
 
         loaded: dict[tuple[int, ...], list[tuple[_Sample, torch.Tensor, float]]] = {}
+        references: dict[str, tuple[torch.Tensor, float]] = {}
         for s in batch:
             if not s.need_latent:
                 continue
@@ -821,9 +962,30 @@ class _Run:
             except DatasetError as exc:
                 self._fail(s, _reason(exc, s.media))
                 continue
+            if s.reference is not None:
+                try:
+                    ref_frames, ref_fps = self._load_reference_frames(s)
+                except DatasetError as exc:
+                    self._fail(s, f"reference video {s.reference}: {_reason(exc, s.reference)}")
+                    continue
+                references[s.key] = (frames_to_pixels(ref_frames), ref_fps)
             pixels = frames_to_pixels(frames)
             loaded.setdefault(tuple(pixels.shape), []).append((s, pixels, fps))
         for items in loaded.values():
+            ref_items = [(s, *references[s.key]) for s, _, _ in items if s.key in references]
+            if ref_items:
+                # Reference and target have one shape, so the reference batch is this group's shape too. Its own
+                # seed: its latent sample must not reuse the target's noise.
+                ref_gens = [
+                    torch.Generator().manual_seed(sample_seed(self.seed, f"{s.key}#reference")) for s, _, _ in ref_items
+                ]
+                ref_encoded = encode_latents(vae, torch.stack([p for _, p, _ in ref_items]), ref_gens)
+                # Reference latents first: a latents file must never exist without them (see the module docstring).
+                for (s, _, ref_fps), lat in zip(ref_items, ref_encoded, strict=True):
+                    lat["fps"] = float(ref_fps)
+                    _save_tensor(lat, self._path(REFERENCE_LATENTS_DIR, s.key))
+                    s.entry["reference"]["latent"] = {"shape": [lat["num_frames"], lat["height"], lat["width"]]}
+                    self.result.references_computed.append(s.key)
             gens = [torch.Generator().manual_seed(s.seed) for s, _, _ in items]
             encoded = encode_latents(vae, torch.stack([p for _, p, _ in items]), gens)
             for (s, _, fps), lat in zip(items, encoded, strict=True):
@@ -864,7 +1026,8 @@ class _Run:
             resample = s.info["fps"] if s.info.get("vfr") else None
             frames, fps = read_video_frames(s.media, start=start, max_frames=f, fps=resample)
             if len(frames) < f and start > 0:
-                frames, fps = read_video_frames(s.media, start=0, max_frames=f, fps=resample)
+                start = 0
+                frames, fps = read_video_frames(s.media, start=start, max_frames=f, fps=resample)
             if len(frames) < f:
                 # The container overstated its frame count: fall back to the bucket the real count fits.
                 info = dict(s.info, num_frames=len(frames))
@@ -874,44 +1037,73 @@ class _Run:
                 s.bucket, s.info = bucket, info
                 s.entry["info"] = info
                 frames = frames[: bucket.frames]
+            s.start = start
+        # The reference (IC-LoRA) replays this generator state, so a random crop picks the same window for both.
+        s.crop_rng = copy.deepcopy(rng)
         frames = resize_and_crop(frames, s.bucket.width, s.bucket.height, mode=self.reshape_mode, rng=rng)  # type: ignore[arg-type]
         return frames, fps
 
-    def _decode(self, vae, s: _Sample) -> None:
-        import torch
+    def _load_reference_frames(self, s: _Sample) -> tuple[np.ndarray, float]:
+        """The reference's frames at its target's frame indices and bucket, cropped like the target."""
+        from ltx_train_lib.media import load_image, read_video_frames, resize_and_crop
 
-        from ltx_train_lib.media import write_video
-
-        lat = torch.load(self._path(LATENTS_DIR, s.key), map_location="cpu", weights_only=True)
-        video = decode_latents(vae, lat["latents"], lat["num_frames"], lat["height"], lat["width"])
-        target = self._decoded_path(s)
-        if len(video) == 1:
-            from PIL import Image
-
-            with atomic_path(target) as tmp:
-                Image.fromarray(video[0]).save(tmp, format="PNG")
+        assert s.reference is not None and s.reference_info is not None
+        f = s.bucket.frames
+        if s.reference_info["kind"] == "image":
+            if f != 1:
+                raise DatasetError(f"is an image but its target is trained on {f} frames; give a video reference")
+            frames, fps = load_image(s.reference)[None], IMAGE_FPS
         else:
-            write_video(target, video, lat["fps"])
+            resample = s.reference_info["fps"] if s.reference_info.get("vfr") else None
+            frames, fps = read_video_frames(s.reference, start=s.start, max_frames=f, fps=resample)
+            if len(frames) < f:
+                raise DatasetError(
+                    f"has {s.start + len(frames)} frames but its target is trained on frames {s.start}-"
+                    f"{s.start + f - 1}; give a reference as long as the target"
+                )
+        frames = resize_and_crop(
+            frames, s.bucket.width, s.bucket.height, mode=self.reshape_mode, rng=copy.deepcopy(s.crop_rng)
+        )  # type: ignore[arg-type]
+        return frames, fps
+
+    def _decode(self, vae, s: _Sample) -> None:
+        decode_latents_file(vae, self._path(LATENTS_DIR, s.key), self._decoded_path(s))
+        if s.reference is not None:
+            decode_latents_file(
+                vae, self._path(REFERENCE_LATENTS_DIR, s.key), self._decoded_path(s, DECODED_REFERENCE_DIR)
+            )
         self.result.decoded.append(s.key)
 
     def _fail(self, s: _Sample, reason: str) -> None:
         """A sample that turned out bad while reading its frames: skip it and drop its cache."""
         self._skip(s.key, reason)
         s.entry.pop("latent", None)
+        (s.entry.get("reference") or {}).pop("latent", None)
         self._drop_latent(s.key)
         self._tick(f"skipped {s.key}")
 
     def _finish(self, samples: list[_Sample], manifest: Manifest) -> None:
         """Record the completed samples and delete every cached file that does not belong to one."""
-        complete = [s for s in samples if "latent" in s.entry and "condition" in s.entry]
+        complete = [
+            s
+            for s in samples
+            if "latent" in s.entry
+            and "condition" in s.entry
+            and (s.reference is None or "latent" in s.entry["reference"])
+        ]
         manifest.samples = {s.key: s.entry for s in complete}
         manifest.save()
         names = {cache_name(s.key) for s in complete}
         decoded = {self._decoded_path(s).relative_to(self.out / DECODED_DIR) for s in complete}
-        # Latents before conditions: see the module docstring.
+        # Without a reference column no reference latents are current: they all go (see the module docstring).
+        ref_names = names if self.reference_column else set()
+        ref_decoded = decoded if self.reference_column else set()
+        # Latents before their reference latents and conditions: see the module docstring.
         self._sweep(LATENTS_DIR, lambda rel: rel in names, (".pt",))
+        self._sweep(REFERENCE_LATENTS_DIR, lambda rel: rel in ref_names, (".pt",))
         self._sweep(CONDITIONS_DIR, lambda rel: rel in names, (".pt",))
         self._sweep(DECODED_DIR, lambda rel: rel in decoded, (".mp4", ".png"))
+        self._sweep(DECODED_REFERENCE_DIR, lambda rel: rel in ref_decoded, (".mp4", ".png"))
         for s in complete:
             self.result.buckets[s.key] = s.entry["latent"]["bucket"]
             if s.need_latent or s.need_condition:
@@ -930,7 +1122,7 @@ class _Run:
 
     def _sweep_temp_files(self) -> None:
         """Temp files of a run that was killed mid-write (atomic_path names them '.<name>.<random>.tmp')."""
-        for folder in (LATENTS_DIR, CONDITIONS_DIR, DECODED_DIR, "."):
+        for folder in (LATENTS_DIR, REFERENCE_LATENTS_DIR, CONDITIONS_DIR, DECODED_DIR, DECODED_REFERENCE_DIR, "."):
             root = self.out / folder
             if root.is_dir():
                 pattern = ".*.tmp" if folder == "." else "**/.*.tmp"
@@ -1039,14 +1231,17 @@ __all__ = [
     "COMMON_LLM_START_PHRASES",
     "CONDITIONS_DIR",
     "DECODED_DIR",
+    "DECODED_REFERENCE_DIR",
     "LATENTS_DIR",
     "MANIFEST_NAME",
     "PRECOMPUTED_DIR",
     "PreprocessResult",
+    "REFERENCE_LATENTS_DIR",
     "build_prompt",
     "cache_name",
     "clean_llm_prefix",
     "decode_latents",
+    "decode_latents_file",
     "encode_latents",
     "encode_prompts",
     "preprocess_dataset",

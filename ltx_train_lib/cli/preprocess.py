@@ -74,7 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="which frames of a longer clip to keep (default: first, as the reference)",
     )
     p.add_argument("--seed", type=int, default=42, help="seed of the latent sampling and random crops (default: 42)")
-    p.add_argument("--reference-column", default=None, help=argparse.SUPPRESS)  # the reference's IC-LoRA flag
+    p.add_argument(
+        "--reference-column",
+        default=None,
+        help="IC-LoRA: column/key holding each clip's reference video (e.g. reference_path, as compute_condition.py "
+        "writes). Each reference is encoded at its clip's bucket, frames and crop into reference_latents/; clips "
+        "without a usable reference are skipped (default: none)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and the summary")
     return p
 
@@ -140,13 +146,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
 
-    if args.reference_column:
-        print(
-            "error: --reference-column (IC-LoRA reference latents) is not supported by this tool yet; "
-            "preprocess without it",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
     if args.batch_size < 1:
         print(f"error: --batch-size {args.batch_size}: must be at least 1", file=sys.stderr)
         return EXIT_USAGE
@@ -180,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 frame_selection=args.frame_selection,
                 caption_column=args.caption_column,
                 media_column=args.video_column,
+                reference_column=args.reference_column,
                 batch_size=args.batch_size,
                 device=args.device,
                 load_text_encoder_in_8bit=args.load_text_encoder_in_8bit,
