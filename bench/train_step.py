@@ -120,7 +120,7 @@ def run(args: argparse.Namespace, options: dict[str, str]) -> dict:
         "device": str(device), "s_per_step": round(seconds, 4), "steps_per_s": round(1 / seconds, 3),
         "peak_memory_mb": round(peak_memory_mb(device), 1),
     }
-    del transformer, optimizer, params
+    step = None  # drop the closure's references so the model and optimizer can be freed before the next option set
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -147,7 +147,7 @@ def main() -> None:
     option_sets = [dict(kv.split("=", 1) for kv in s.split(",") if kv) for s in args.compare] or [{}]
     results = [run(args, opts) for opts in option_sets]
     base = results[0]["s_per_step"]
-    for opts, r in zip(option_sets, results):
+    for opts, r in zip(option_sets, results, strict=True):
         r["options"] = opts
         r["ratio_vs_first"] = round(r["s_per_step"] / base, 3)
         if args.json:
