@@ -120,10 +120,6 @@ def run(args: argparse.Namespace, options: dict[str, str]) -> dict:
         "device": str(device), "s_per_step": round(seconds, 4), "steps_per_s": round(1 / seconds, 3),
         "peak_memory_mb": round(peak_memory_mb(device), 1),
     }
-    step = None  # drop the closure's references so the model and optimizer can be freed before the next option set
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
     return result
 
 
@@ -145,7 +141,12 @@ def main() -> None:
     p.add_argument("--json", action="store_true", help="print JSON lines only")
     args = p.parse_args()
     option_sets = [dict(kv.split("=", 1) for kv in s.split(",") if kv) for s in args.compare] or [{}]
-    results = [run(args, opts) for opts in option_sets]
+    results = []
+    for opts in option_sets:
+        results.append(run(args, opts))
+        gc.collect()  # the previous option set's model and optimizer are unreachable once run() returns
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
     base = results[0]["s_per_step"]
     for opts, r in zip(option_sets, results, strict=True):
         r["options"] = opts
