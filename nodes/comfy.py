@@ -1,0 +1,394 @@
+"""Everything the nodes need from ComfyUI, in one place: the only module of the pack that imports ComfyUI.
+
+Inside ComfyUI it uses ``comfy.utils.ProgressBar``, ``server.PromptServer`` (progress text, websocket events),
+``comfy.model_management`` (interrupt, unloading models) and ``folder_paths``. Anywhere else (tests, scripts) every
+function falls back to logging, no-ops and local folders under ``$LTX_TRAINER_ROOT`` (default: the current folder,
+laid out like ComfyUI's: ``input/``, ``output/``, ``temp/``, ``models/<kind>/``), so every node runs as plain Python.
+
+ComfyUI modules are imported lazily, on first use: importing the pack must stay cheap and torch-free, and
+``comfy.model_management`` imports torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("ltx_trainer.nodes")
+
+ROOT_ENV = "LTX_TRAINER_ROOT"
+# Folders of captioning models (Qwen2.5-VL folders with a config.json). "LLM" is what other captioning packs use.
+CAPTIONER_FOLDERS = ("LLM", "ltx_trainer_captioners")
+MODEL_FILE_SUFFIXES = (".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin")
+
+
+class Interrupted(Exception):
+    """Raised outside ComfyUI when the interrupt hook fires (ComfyUI raises its own InterruptProcessingException)."""
+
+
+# ------------------------------------------------------------------------------------------------ ComfyUI access
+
+_modules: dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+def _comfy(name: str) -> Any | None:
+    """A ComfyUI module (``folder_paths``, ``server``, ``comfy.utils``, ...) or None outside ComfyUI. Cached."""
+    with _lock:
+        if name not in _modules:
+            module = None
+            if in_comfyui():
+                try:
+                    module = __import__(name, fromlist=["_"])
+                except Exception as exc:  # noqa: BLE001 - a broken ComfyUI module must not break the pack
+                    log.warning("ComfyUI module %s cannot be imported (%s); using the fallback", name, exc)
+            _modules[name] = module
+        return _modules[name]
+
+
+def in_comfyui() -> bool:
+    """True inside a running ComfyUI (its ``folder_paths`` and ``comfy.model_management`` are loaded).
+
+    Checked through ``sys.modules`` rather than by importing: a stray ``comfy`` package elsewhere must not fool us,
+    and ComfyUI has always loaded both before it imports custom nodes.
+    """
+    import sys
+
+    fp = sys.modules.get("folder_paths")
+    return fp is not None and hasattr(fp, "get_output_directory") and "comfy.model_management" in sys.modules
+
+
+# --------------------------------------------------------------------------------------------------- interrupt
+
+# Test hook: a callable returning True simulates ComfyUI's Cancel button (outside ComfyUI only).
+interrupt_hook: Callable[[], bool] | None = None
+_interrupt_flag = threading.Event()
+
+
+def request_interrupt() -> None:
+    """Outside ComfyUI: make the next check raise :class:`Interrupted` (what ComfyUI's Cancel does inside it)."""
+    _interrupt_flag.set()
+
+
+def clear_interrupt() -> None:
+    _interrupt_flag.clear()
+
+
+def processing_interrupted() -> bool:
+    """Whether the user pressed Cancel (no side effect)."""
+    mm = _comfy("comfy.model_management")
+    if mm is not None:
+        return bool(mm.processing_interrupted())
+    if interrupt_hook is not None and interrupt_hook():
+        _interrupt_flag.set()
+    return _interrupt_flag.is_set()
+
+
+def throw_if_interrupted() -> None:
+    """Raise ComfyUI's interrupt exception (clearing the flag, as ComfyUI does) if Cancel was pressed."""
+    mm = _comfy("comfy.model_management")
+    if mm is not None:
+        mm.throw_exception_if_processing_interrupted()
+        return
+    if processing_interrupted():
+        _interrupt_flag.clear()
+        raise Interrupted("processing interrupted (Cancel)")
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` is ComfyUI's (or the fallback's) interrupt exception."""
+    if isinstance(exc, Interrupted):
+        return True
+    mm = _comfy("comfy.model_management")
+    cls = getattr(mm, "InterruptProcessingException", None) if mm is not None else None
+    return cls is not None and isinstance(exc, cls)
+
+
+# ---------------------------------------------------------------------------------------------------- progress
+
+
+class Progress:
+    """A node's progress bar. Inside ComfyUI it is ``comfy.utils.ProgressBar`` (its hook raises the interrupt
+    exception on Cancel); outside, progress goes to the log every 10 %."""
+
+    def __init__(self, total: int, node_id: str | None = None, label: str = "") -> None:
+        self.total = max(1, int(total))
+        self.node_id = node_id
+        self.label = label
+        self._last_logged = -1
+        utils = _comfy("comfy.utils")
+        self._bar = utils.ProgressBar(self.total, node_id=node_id) if utils is not None else None
+
+    def update(self, value: int, total: int | None = None) -> None:
+        if total is not None and total > 0:
+            self.total = int(total)
+        value = max(0, min(int(value), self.total))
+        if self._bar is not None:
+            self._bar.update_absolute(value, self.total)
+            return
+        tenth = value * 10 // self.total
+        if tenth != self._last_logged:
+            self._last_logged = tenth
+            log.info("%s %d/%d", self.label or "progress", value, self.total)
+
+
+def progress_text(text: str, node_id: str | None) -> None:
+    """A line of text shown inside the node (ComfyUI >= 0.3.4x ``send_progress_text``); logged elsewhere."""
+    server = _server()
+    if server is not None and node_id is not None and hasattr(server, "send_progress_text"):
+        with contextlib.suppress(Exception):
+            server.send_progress_text(text, node_id)
+            return
+    log.info("[node %s] %s", node_id, text)
+
+
+def send_event(event: str, data: dict[str, Any]) -> None:
+    """A custom websocket event to every open editor (the training monitor listens to all of them)."""
+    server = _server()
+    if server is not None:
+        with contextlib.suppress(Exception):
+            server.send_sync(event, data, None)
+            return
+    log.debug("event %s %s", event, data)
+
+
+def _server() -> Any | None:
+    module = _comfy("server")
+    return getattr(getattr(module, "PromptServer", None), "instance", None) if module is not None else None
+
+
+# ------------------------------------------------------------------------------------------------------ memory
+
+
+def unload_models() -> None:
+    """Ask ComfyUI to unload every model it holds and free cached memory (before a big job of ours)."""
+    mm = _comfy("comfy.model_management")
+    if mm is not None:
+        mm.unload_all_models()
+        mm.soft_empty_cache()
+    gc.collect()
+
+
+def free_memory() -> None:
+    """Return freed memory to the system/GPU after our own models were dropped."""
+    gc.collect()
+    mm = _comfy("comfy.model_management")
+    if mm is not None:
+        mm.soft_empty_cache()
+        return
+    import sys
+
+    torch = sys.modules.get("torch")  # only if something already imported it
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+# ----------------------------------------------------------------------------------------------------- folders
+
+
+def fallback_root() -> Path:
+    return Path(os.environ.get(ROOT_ENV) or Path.cwd()).expanduser().resolve()
+
+
+def input_dir() -> Path:
+    fp = _comfy("folder_paths")
+    return Path(fp.get_input_directory()) if fp is not None else fallback_root() / "input"
+
+
+def output_dir() -> Path:
+    fp = _comfy("folder_paths")
+    return Path(fp.get_output_directory()) if fp is not None else fallback_root() / "output"
+
+
+def temp_dir() -> Path:
+    fp = _comfy("folder_paths")
+    return Path(fp.get_temp_directory()) if fp is not None else fallback_root() / "temp"
+
+
+def trainer_dir() -> Path:
+    """``<output>/ltx_trainer``: datasets and jobs of this pack."""
+    return output_dir() / "ltx_trainer"
+
+
+def jobs_root() -> Path:
+    """Where TrainLoRA creates job folders (the web monitor reads the same place)."""
+    return trainer_dir() / "jobs"
+
+
+def model_folders(kind: str) -> list[Path]:
+    """ComfyUI's folders for a model kind (``checkpoints``, ``loras``, ``vae``, ``LLM``...)."""
+    fp = _comfy("folder_paths")
+    if fp is not None:
+        try:
+            return [Path(p) for p in fp.get_folder_paths(kind)]
+        except KeyError:
+            return [Path(fp.models_dir) / kind]
+    return [fallback_root() / "models" / kind]
+
+
+def model_files(kind: str) -> list[str]:
+    """Model files of a kind, as ComfyUI lists them (relative names, '/' separators)."""
+    fp = _comfy("folder_paths")
+    if fp is not None:
+        with contextlib.suppress(KeyError):
+            return sorted(fp.get_filename_list(kind))
+    names: set[str] = set()
+    for folder in model_folders(kind):
+        if folder.is_dir():
+            for p in folder.rglob("*"):
+                if p.is_file() and p.suffix.lower() in MODEL_FILE_SUFFIXES:
+                    names.add(p.relative_to(folder).as_posix())
+    return sorted(names)
+
+
+def model_file_path(kind: str, name: str) -> Path | None:
+    """Full path of a file listed by :func:`model_files`; None when it is not there."""
+    fp = _comfy("folder_paths")
+    if fp is not None:
+        with contextlib.suppress(KeyError):
+            full = fp.get_full_path(kind, name)
+            return Path(full) if full else None
+    for folder in model_folders(kind):
+        candidate = folder / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def captioner_folders() -> list[str]:
+    """Local captioning models: sub-folders (with a config.json) of the captioner model folders, as
+    ``<folder kind>/<name>``."""
+    found = []
+    for kind in CAPTIONER_FOLDERS:
+        for folder in model_folders(kind):
+            if folder.is_dir():
+                for sub in sorted(folder.iterdir()):
+                    if (sub / "config.json").is_file():
+                        found.append(f"{kind}/{sub.name}")
+    return found
+
+
+def captioner_folder_path(entry: str) -> Path | None:
+    kind, _, name = entry.partition("/")
+    if kind not in CAPTIONER_FOLDERS or not name:
+        return None
+    for folder in model_folders(kind):
+        if (folder / name / "config.json").is_file():
+            return folder / name
+    return None
+
+
+def forget_file_list(kind: str) -> None:
+    """Drop ComfyUI's cached file list of a model kind, so loaders list a file we just wrote without a restart."""
+    fp = _comfy("folder_paths")
+    cache = getattr(fp, "filename_list_cache", None) if fp is not None else None
+    if isinstance(cache, dict):
+        cache.pop(kind, None)
+
+
+def resolve_input(path: str, what: str) -> Path:
+    """A user-given path for reading: absolute as given, relative against ComfyUI's input folder (then the output
+    folder, where earlier nodes of this pack write). Raises FileNotFoundError naming the input and the fix."""
+    text = (path or "").strip().strip('"')
+    if not text:
+        raise FileNotFoundError(f"{what}: no path given; enter a folder under {input_dir()} or an absolute path")
+    p = Path(text).expanduser()
+    if p.is_absolute():
+        if not p.exists():
+            raise FileNotFoundError(f"{what}: '{p}' does not exist; check the path")
+        return p
+    for base in (input_dir(), output_dir()):
+        if (base / p).exists():
+            return base / p
+    raise FileNotFoundError(
+        f"{what}: '{text}' was not found in ComfyUI's input folder ({input_dir()}) nor its output folder; "
+        f"put it under {input_dir() / text} or give an absolute path"
+    )
+
+
+def resolve_output(path: str | Path) -> Path:
+    """A path for writing: absolute as given, relative against ComfyUI's output folder."""
+    p = Path(str(path)).expanduser()
+    return p if p.is_absolute() else output_dir() / p
+
+
+# ------------------------------------------------------------------------------------------------ UI previews
+
+
+def preview_entry(path: Path) -> dict[str, str]:
+    """``{"filename", "subfolder", "type"}`` for a file the frontend can fetch through ``/view``. Files outside the
+    output/temp/input folders are copied into the temp folder first (``/view`` serves only those)."""
+    path = Path(path).resolve()
+    for kind, base in (("output", output_dir()), ("temp", temp_dir()), ("input", input_dir())):
+        try:
+            rel = path.relative_to(base.resolve())
+        except ValueError:
+            continue
+        return {"filename": rel.name, "subfolder": rel.parent.as_posix() if rel.parent != Path(".") else "", "type": kind}
+    target = temp_dir() / "ltx_trainer" / f"{uuid.uuid4().hex[:8]}_{path.name}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, target)
+    return {"filename": target.name, "subfolder": "ltx_trainer", "type": "temp"}
+
+
+def save_preview_image(rgb: Any, name: str) -> dict[str, str]:
+    """Save an RGB uint8 array as a PNG in the temp folder; returns its UI entry."""
+    from PIL import Image
+
+    folder = temp_dir() / "ltx_trainer"
+    folder.mkdir(parents=True, exist_ok=True)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80]
+    target = folder / f"{uuid.uuid4().hex[:8]}_{safe}.png"
+    Image.fromarray(rgb).save(target, compress_level=1)
+    return {"filename": target.name, "subfolder": "ltx_trainer", "type": "temp"}
+
+
+def ui_images(entries: list[dict[str, str]]) -> dict[str, list]:
+    return {"images": entries}
+
+
+def ui_videos(entries: list[dict[str, str]]) -> dict[str, list]:
+    """mp4 previews the way ComfyUI's own SaveVideo reports them: an "images" list plus ``animated``, which the
+    frontend shows as a video player for video files."""
+    return {"images": entries, "animated": [True]} if entries else {}
+
+
+def ui_text(lines: list[str] | str, node_id: str | None = None) -> dict[str, list[str]]:
+    """A node's text result: in the ``ui`` dict (history, API clients, extensions) and, with ``node_id``, also as the
+    node's progress text, which the stock frontend keeps showing inside the node after it ran (it does not render
+    a ``text`` ui entry of a custom node by itself)."""
+    text = lines if isinstance(lines, str) else "\n".join(lines)
+    if node_id is not None:
+        progress_text(text, node_id)
+    return {"text": [text]}
+
+
+# ------------------------------------------------------------------------------------------------------- LoRAs
+
+
+def apply_lora(model: Any, lora_path: Path, strength: float, find_unpatched: Callable) -> tuple[Any, list[str], list[str]]:
+    """Apply a LoRA file to a ComfyUI MODEL the way LoraLoaderModelOnly does (``comfy.lora.model_lora_keys_unet`` +
+    ``comfy.lora.load_lora`` + ``ModelPatcher.add_patches``). Returns (patched clone, file keys, unpatched keys)."""
+    utils, lora = _comfy("comfy.utils"), _comfy("comfy.lora")
+    if utils is None or lora is None:
+        raise RuntimeError(
+            "ConvertComfy.model: applying a LoRA to a MODEL needs ComfyUI; disconnect 'model' when running outside it"
+        )
+    sd = utils.load_torch_file(str(lora_path), safe_load=True)
+    convert = getattr(_comfy("comfy.lora_convert"), "convert_lora", None)
+    if convert is not None:
+        sd = convert(sd)
+    key_map = lora.model_lora_keys_unet(model.model, {})
+    loaded = lora.load_lora(sd, key_map)
+    patched_model = model.clone()
+    patched = patched_model.add_patches(loaded, strength)
+    keys = list(sd.keys())
+    return patched_model, keys, find_unpatched(keys, key_map, patched)

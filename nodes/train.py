@@ -1,0 +1,358 @@
+"""TrainLoRA: train in a spawned ``accelerate launch`` process and follow it from the node.
+
+The node builds a :class:`ltx_train_lib.config.TrainerConfig` from its widgets (defaults, ranges and tooltips come
+from that schema), asks ComfyUI to unload its models, starts the job with :mod:`ltx_train_lib.jobs` and turns the
+trainer's events into the node's progress bar, a progress text line and ``ltx_trainer.event`` websocket events.
+Cancel stops the whole process tree after the trainer's resumable checkpoint; queueing the same job again resumes
+it; a finished job returns at once.
+"""
+
+from __future__ import annotations
+
+import asyncio  # cheap: ComfyUI runs on asyncio, it is always loaded there
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from . import comfy
+from . import types as T
+from .schema_widgets import (
+    FROM_DATASET,
+    SEED_MAX,
+    component_widget,
+    field_default,
+    from_widget,
+    model_path_widget,
+    model_widget,
+    resolve_component,
+    resolve_model,
+    schema_widget,
+    split_list,
+)
+
+log = logging.getLogger("ltx_trainer.nodes")
+
+NODE_TYPE = "LTXTrainer_TrainLoRA"  # the web monitor keys on this id
+POLL_S = 0.2  # how often events and the Cancel flag are checked
+# A step of a big model plus writing its checkpoint can take longer than the library's 20 s default.
+CANCEL_TIMEOUT_S = 120.0
+EVENT = "ltx_trainer.event"
+JOBS_EVENT = "ltx_trainer.jobs"
+
+
+def _schema_fields() -> list[tuple[str, type, str, dict[str, Any]]]:
+    """(widget name, config section class, field name, widget options) in widget order."""
+    from ltx_train_lib import config as C
+
+    return [
+        ("steps", C.OptimizationConfig, "steps", {"max": 10_000_000}),
+        ("learning_rate", C.OptimizationConfig, "learning_rate", {"max": 1.0, "step": 1e-6, "round": False}),
+        ("rank", C.LoraConfig, "rank", {"max": 1024}),
+        ("alpha", C.LoraConfig, "alpha", {"max": 4096}),
+        ("dropout", C.LoraConfig, "dropout", {}),
+        ("target_modules", C.LoraConfig, "target_modules", {}),
+        ("batch_size", C.OptimizationConfig, "batch_size", {"max": 256}),
+        ("gradient_accumulation_steps", C.OptimizationConfig, "gradient_accumulation_steps", {"max": 1024}),
+        ("optimizer_type", C.OptimizationConfig, "optimizer_type", {}),
+        ("scheduler_type", C.OptimizationConfig, "scheduler_type", {}),
+        ("warmup_steps", C.OptimizationConfig, "warmup_steps", {"max": 10_000_000}),
+        ("weight_decay", C.OptimizationConfig, "weight_decay", {"max": 10.0, "step": 1e-4, "round": False}),
+        ("max_grad_norm", C.OptimizationConfig, "max_grad_norm", {"min": 0.0, "max": 1e6, "step": 0.1}),
+        ("enable_gradient_checkpointing", C.OptimizationConfig, "enable_gradient_checkpointing", {}),
+        ("first_frame_conditioning_p", C.ConditioningConfig, "first_frame_conditioning_p", {}),
+        ("timestep_sampling_mode", C.FlowMatchingConfig, "timestep_sampling_mode", {}),
+        ("mixed_precision_mode", C.AccelerationConfig, "mixed_precision_mode", {}),
+        ("quantization", C.AccelerationConfig, "quantization", {}),
+        ("compile_with_inductor", C.AccelerationConfig, "compile_with_inductor", {}),
+        ("validation_prompts", C.ValidationConfig, "prompts", {"multiline": True}),
+        ("validation_interval", C.ValidationConfig, "interval", {"max": 10_000_000}),
+        ("validation_inference_steps", C.ValidationConfig, "inference_steps", {"max": 1000}),
+        ("validation_guidance_scale", C.ValidationConfig, "guidance_scale", {"max": 50.0, "step": 0.1}),
+        ("validation_seed", C.ValidationConfig, "seed", {"min": 0, "max": SEED_MAX}),
+        ("checkpoint_interval", C.CheckpointsConfig, "interval", {"max": 10_000_000}),
+        ("keep_last_n", C.CheckpointsConfig, "keep_last_n", {"max": 10_000}),
+        ("num_dataloader_workers", C.DataConfig, "num_dataloader_workers", {"max": 64}),
+        # Not "seed": the editor gives INT widgets named seed/noise_seed a "randomize after each run" control, and a
+        # new seed would make a new job instead of resuming the old one.
+        ("training_seed", C.TrainerConfig, "seed", {"min": 0, "max": SEED_MAX}),
+    ]
+
+
+_DIM_NAMES = ("validation_width", "validation_height", "validation_frames")
+_DIM_LIMITS = ((32, 4096, 32), (32, 4096, 32), (1, 1025, 8))
+
+
+def _dims_widgets() -> dict[str, Any]:
+    from ltx_train_lib.config import ValidationConfig
+
+    dims = field_default(ValidationConfig, "video_dims")
+    tip = ValidationConfig.model_fields["video_dims"].description
+    out = {}
+    for name, value, (lo, hi, step), what in zip(_DIM_NAMES, dims, _DIM_LIMITS, ("width", "height", "frames"), strict=True):
+        out[name] = ("INT", {"default": value, "min": lo, "max": hi, "step": step, "tooltip": f"{tip} This is the {what}."})
+    return out
+
+
+def _section_key(section: type) -> str:
+    from ltx_train_lib.config import TrainerConfig
+
+    for key, info in TrainerConfig.model_fields.items():
+        ann = info.annotation
+        if ann is section or section in getattr(ann, "__args__", ()):
+            return key
+    raise KeyError(section.__name__)
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def build_config(dataset: T.PrecomputedSet, values: dict[str, Any]) -> dict[str, Any]:
+    """The training config (as a dict, before validation) for a dataset and the node's widget values."""
+    from ltx_train_lib.config import TrainerConfig
+    from ltx_train_lib.errors import ConfigError
+
+    cfg: dict[str, Any] = {"model": {"training_mode": "lora"}, "lora": {}}
+    for widget, section, field, _ in _schema_fields():
+        value = from_widget(section, field, values[widget])
+        if field in ("prompts", "target_modules"):
+            value = split_list(value, lines=field == "prompts")
+        if section is TrainerConfig:
+            cfg[field] = value
+        else:
+            cfg.setdefault(_section_key(section), {})[field] = value
+    cfg["validation"]["video_dims"] = [int(values[n]) for n in _DIM_NAMES]
+    free_text = values.get("model_path", "")
+    if values["model"] == FROM_DATASET and not (free_text or "").strip():
+        model_source = dataset.model_source
+    else:
+        model_source = resolve_model(values["model"], free_text, "TrainLoRA.model")
+    cfg["model"]["model_source"] = model_source
+    cfg["model"]["text_encoder_path"] = resolve_component("text_encoders", values["text_encoder"], "TrainLoRA.text_encoder")
+    cfg["model"]["vae_path"] = resolve_component("vae", values["vae"], "TrainLoRA.vae")
+    cfg["data"] = {**cfg.get("data", {}), "preprocessed_data_root": str(dataset.precomputed_dir)}
+    extra_text = (values.get("extra_config") or "").strip()
+    if extra_text:
+        import yaml
+
+        try:
+            extra = yaml.safe_load(extra_text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(
+                f"TrainLoRA.extra_config: not valid YAML ({str(exc).splitlines()[0]}); write sections as in a training "
+                "config, e.g. 'optimization:\\n  scheduler_params: {power: 2}'"
+            ) from None
+        if not isinstance(extra, dict):
+            raise ConfigError("TrainLoRA.extra_config: expected a YAML mapping of config sections (model:, lora:, ...)")
+        cfg = _deep_merge(cfg, extra)
+        if (cfg.get("model") or {}).get("training_mode", "lora") != "lora":
+            raise ConfigError(
+                "TrainLoRA.extra_config: model.training_mode must stay 'lora' in this node; run full fine-tunes with "
+                "scripts/train.py"
+            )
+    return cfg
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    s = int(max(0, seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
+
+
+def step_text(ev: dict[str, Any]) -> str:
+    loss = ev.get("loss")
+    loss_text = f"{loss:.4f}" if isinstance(loss, (int, float)) else "?"
+    return f"step {ev.get('step')}/{ev.get('total')}  loss {loss_text}  ETA {format_eta(ev.get('eta_s'))}"
+
+
+class TrainingStopped(Exception):
+    """The job was stopped from outside this node (the monitor's Cancel button or a signal)."""
+
+
+class TrainLoRA:
+    """Train an LTX-Video LoRA on a precomputed dataset, in its own process."""
+
+    CATEGORY = "LTX Trainer/training"
+    DESCRIPTION = (
+        "Trains a LoRA in a separate accelerate process (ComfyUI's models are unloaded first). Shows step, loss and "
+        "ETA; Cancel stops training after a resumable checkpoint, and queueing again resumes. The job folder is "
+        "output/ltx_trainer/jobs/<job id>/ (the same settings and data always give the same job)."
+    )
+    RETURN_TYPES = (T.LORA, "LOSS_MAP")
+    RETURN_NAMES = ("lora", "loss")
+    OUTPUT_TOOLTIPS = (
+        "The trained LoRA (diffusers and ComfyUI files, job folder, validation videos).",
+        "Loss per step, for ComfyUI's Loss Graph node.",
+    )
+    FUNCTION = "train"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        required: dict[str, Any] = {
+            "dataset": (T.DATASET, {"tooltip": "Precomputed dataset (from Precompute Latents)."}),
+            "model": model_widget(
+                "Base model to train. '(same as dataset)' uses the model that encoded the dataset (latents only fit "
+                "the VAE that made them).",
+                extra_first=[FROM_DATASET],
+                default=FROM_DATASET,
+            ),
+            "model_path": model_path_widget(),
+            "text_encoder": component_widget(
+                "text_encoders", "T5 text encoder for validation videos: a file in models/text_encoders, or from the model."
+            ),
+            "vae": component_widget("vae", "VAE for validation videos: a file in models/vae, or from the model."),
+        }
+        for widget, section, field, opts in _schema_fields():
+            required[widget] = schema_widget(section, field, **opts)
+        required.update(_dims_widgets())
+        required["num_processes"] = (
+            "INT",
+            {"default": 1, "min": 1, "max": 64, "tooltip": "Training processes (one per GPU; on CPU, gloo processes)."},
+        )
+        required["job_name"] = (
+            "STRING",
+            {"default": "", "tooltip": "Name shown in the LTX Trainer panel; empty = '<dataset> r<rank> <steps> steps'."},
+        )
+        required["extra_config"] = (
+            "STRING",
+            {
+                "default": "",
+                "multiline": True,
+                "tooltip": "Optional YAML merged over the settings above, for any other config field, e.g. "
+                "'optimization:\\n  scheduler_params: {power: 2}'.",
+            },
+        )
+        return {"required": required, "hidden": {"unique_id": "UNIQUE_ID"}}
+
+    async def train(self, dataset: T.PrecomputedSet, unique_id: str | None = None, **values: Any):
+        from ltx_train_lib import jobs
+        from ltx_train_lib.config import config_from_dict
+
+        cfg = config_from_dict(build_config(dataset, values), "TrainLoRA inputs")
+        assert cfg.lora is not None
+        name = values.get("job_name", "").strip() or f"{dataset.name} r{cfg.lora.rank} {cfg.optimization.steps} steps"
+        env = {jobs.TRIGGER_WORD_ENV: dataset.trigger_word} if dataset.trigger_word else {}
+        num_processes = int(values.get("num_processes", 1))
+        if jobs.finished_result(comfy.jobs_root() / jobs.job_id_for(cfg, num_processes, dataset.fingerprint)) is None:
+            comfy.unload_models()  # the trainer is another process: it needs the memory ComfyUI holds
+        job = await asyncio.to_thread(
+            jobs.start_job,
+            cfg,
+            comfy.jobs_root(),
+            name=name,
+            num_processes=num_processes,
+            env=env,
+            identity=dataset.fingerprint,
+            node_id=unique_id,
+        )
+        comfy.send_event(JOBS_EVENT, {})
+        if job.status == "done":
+            comfy.progress_text(f"already trained: {job.dir}", unique_id)
+            total = (job.result or {}).get("total") or cfg.optimization.steps
+            comfy.Progress(total, unique_id).update(total)
+        else:
+            await self._follow(job, cfg.optimization.steps, unique_id)
+        return self._output(job, cfg, dataset, unique_id)
+
+    async def _follow(self, job: Any, total: int, unique_id: str | None) -> None:
+        bar = comfy.Progress(total, unique_id, "training")
+        seen = 0
+        try:
+            while True:
+                job.poll_events()
+                status = job.poll()  # after the child ends this also drains its last events
+                for ev in job.events[seen:]:
+                    self._on_event(job, ev, bar, unique_id)
+                seen = len(job.events)
+                if status != "running":
+                    break
+                if comfy.processing_interrupted():
+                    comfy.progress_text("cancelling: waiting for the trainer's checkpoint...", unique_id)
+                    await asyncio.to_thread(job.cancel, CANCEL_TIMEOUT_S)
+                    for ev in job.events[seen:]:
+                        self._on_event(job, ev, bar, unique_id)
+                    seen = len(job.events)
+                    comfy.send_event(JOBS_EVENT, {})
+                    comfy.throw_if_interrupted()
+                    raise comfy.Interrupted("processing interrupted (Cancel)")  # flag already consumed elsewhere
+                await asyncio.sleep(POLL_S)
+        except BaseException:
+            # Whatever ends this loop early (Cancel raised by the progress hook, an error of ours, the task being
+            # cancelled), no training process may outlive it unwatched.
+            if job.status == "running":
+                with contextlib.suppress(Exception):
+                    job.cancel(CANCEL_TIMEOUT_S)
+                comfy.send_event(JOBS_EVENT, {})
+            raise
+        comfy.send_event(JOBS_EVENT, {})
+        if job.status == "cancelled":
+            ev = job.last("cancelled") or {}
+            raise TrainingStopped(
+                f"training job {job.id} was stopped from outside ComfyUI's Cancel (monitor panel or a signal) at step "
+                f"{ev.get('step')}; its checkpoint is kept in {job.dir}: queue the prompt again to resume"
+            )
+        job.raise_for_status()
+
+    def _on_event(self, job: Any, ev: dict[str, Any], bar: comfy.Progress, unique_id: str | None) -> None:
+        kind = ev.get("event")
+        comfy.send_event(EVENT, {"job_id": job.id, "node_id": unique_id, "event": ev})
+        if kind == "started":
+            bar.update(ev.get("step") or 0, ev.get("total"))
+            resumed = f", resumed at step {ev.get('step')}" if ev.get("resumed_from") else ""
+            comfy.progress_text(f"started: {ev.get('total')} steps on {ev.get('num_processes')} process(es){resumed}", unique_id)
+        elif kind == "step":
+            bar.update(ev.get("step") or 0, ev.get("total"))
+            comfy.progress_text(step_text(ev), unique_id)
+        elif kind == "sample":
+            comfy.progress_text(f"validation videos at step {ev.get('step')}", unique_id)
+        elif kind == "checkpoint":
+            comfy.progress_text(f"checkpoint at step {ev.get('step')}", unique_id)
+        elif kind == "done":
+            bar.update(ev.get("total") or ev.get("step") or 0, ev.get("total"))
+            comfy.progress_text(f"done: {ev.get('step')} steps", unique_id)
+
+    def _output(self, job: Any, cfg: Any, dataset: T.PrecomputedSet, unique_id: str | None) -> dict[str, Any]:
+        from ltx_train_lib.events import read_events
+
+        history = read_events(job.events_path)
+        outputs = job.outputs
+        samples = next((e.get("paths") or [] for e in reversed(history) if e.get("event") == "sample"), [])
+        losses: dict[int, float] = {}
+        for ev in history:
+            if ev.get("event") == "step" and isinstance(ev.get("loss"), (int, float)):
+                losses[int(ev["step"])] = float(ev["loss"])
+        comfy_file = outputs.get("lora_comfy")
+        record = T.LoraResult(
+            job_id=job.id,
+            job_dir=job.dir,
+            lora=Path(outputs["lora"]),
+            lora_comfy=Path(comfy_file) if comfy_file else None,
+            steps=int((job.result or {}).get("step") or cfg.optimization.steps),
+            model_source=cfg.model.model_source,
+            rank=cfg.lora.rank,
+            alpha=cfg.lora.alpha,
+            trigger_word=dataset.trigger_word,
+            samples=tuple(Path(p) for p in samples if Path(p).is_file()),
+            config_file=job.config_path,
+            name=job.name,
+        )
+        final = (job.result or {}).get("final_loss")
+        text = [
+            f"{job.name}: {record.steps} steps" + (f", final loss {final:.4f}" if isinstance(final, (int, float)) else ""),
+            f"LoRA: {record.lora}",
+            f"job folder: {job.dir}",
+        ]
+        ui = {**comfy.ui_videos([comfy.preview_entry(p) for p in record.samples]), **comfy.ui_text(text, unique_id)}
+        loss_map = {"loss": [losses[s] for s in sorted(losses)]}
+        return {"ui": ui, "result": (record, loss_map)}
+

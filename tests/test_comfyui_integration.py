@@ -1,0 +1,286 @@
+"""The pack inside a real ComfyUI server (skipped unless COMFYUI_PATH points at a ComfyUI checkout).
+
+    COMFYUI_PATH=/tmp/comfyui COMFYUI_PYTHON=/tmp/comfyui-venv/bin/python .venv/bin/pytest -q tests/test_comfyui_integration.py
+
+The server runs on CPU with its own input/output/temp folders under pytest's tmp dir; the pack is loaded through an
+--extra-model-paths-config ``custom_nodes`` entry (ComfyUI's own integration tests do the same). ComfyUI's Python
+needs the pack's requirements (the harness: ``EXTRA_REQS=requirements.txt bash setup.sh``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+COMFYUI = os.environ.get("COMFYUI_PATH")
+pytestmark = [
+    pytest.mark.comfyui,
+    pytest.mark.skipif(not COMFYUI, reason="set COMFYUI_PATH to a ComfyUI checkout to run the integration tests"),
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+OUR_NODES = [
+    "LTXTrainer_LoadVideos", "LTXTrainer_SplitScenes", "LTXTrainer_QwenCaption", "LTXTrainer_PrecomputeLatents",
+    "LTXTrainer_TrainLoRA", "LTXTrainer_ConvertComfy", "LTXTrainer_PushToHub",
+]
+FRONTEND_ONLY = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
+
+
+def _python() -> str:
+    explicit = os.environ.get("COMFYUI_PYTHON")
+    if explicit:
+        return explicit
+    venv = Path(COMFYUI or ".").parent / "comfyui-venv" / "bin" / "python"
+    return str(venv) if venv.is_file() else sys.executable
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Comfy:
+    def __init__(self, base: str, folders: dict[str, Path], proc: subprocess.Popen) -> None:
+        self.base, self.folders, self.proc = base, folders, proc
+
+    def get(self, path: str, timeout: float = 60):
+        with urllib.request.urlopen(self.base + path, timeout=timeout) as r:
+            return json.loads(r.read() or b"null")
+
+    def post(self, path: str, body: dict, timeout: float = 60):
+        req = urllib.request.Request(self.base + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def queue(self, prompt: dict) -> str:
+        code, body = self.post("/prompt", {"prompt": prompt, "client_id": uuid.uuid4().hex})
+        assert code == 200, body
+        return body["prompt_id"]
+
+    def wait(self, prompt_id: str, timeout: float = 900) -> dict:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            hist = self.get(f"/history/{prompt_id}")
+            if prompt_id in hist and hist[prompt_id].get("status", {}).get("completed") is not None:
+                status = hist[prompt_id]["status"]
+                if status.get("completed") or status.get("status_str") == "error":
+                    return hist[prompt_id]
+            time.sleep(0.5)
+        raise AssertionError(f"prompt {prompt_id} did not finish in {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def comfy(tmp_path_factory):
+    base = tmp_path_factory.mktemp("comfyui")
+    folders = {k: base / k for k in ("input", "output", "temp", "custom_nodes", "checkpoints")}
+    for f in folders.values():
+        f.mkdir()
+    (folders["custom_nodes"] / "ComfyUI-LTX-Trainer").symlink_to(ROOT, target_is_directory=True)
+    extra = base / "extra_model_paths.yaml"
+    extra.write_text(f"ltx_trainer_test:\n  base_path: {base}\n  custom_nodes: custom_nodes\n  checkpoints: checkpoints\n")
+    port = _free_port()
+    log = open(base / "comfyui.log", "wb")
+    proc = subprocess.Popen(
+        [_python(), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--disable-auto-launch",
+         "--input-directory", str(folders["input"]), "--output-directory", str(folders["output"]),
+         "--temp-directory", str(folders["temp"]), "--extra-model-paths-config", str(extra)],
+        cwd=COMFYUI, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "LTX_TRAIN_CACHE": os.environ.get("LTX_TRAIN_CACHE", str(ROOT / ".venv" / "ltx_cache"))},
+    )
+    server = Comfy(f"http://127.0.0.1:{port}", folders, proc)
+    deadline = time.time() + 300
+    while True:
+        try:
+            server.get("/object_info", timeout=5)
+            break
+        except Exception:  # noqa: BLE001 - not up yet
+            if proc.poll() is not None or time.time() > deadline:
+                raise AssertionError("ComfyUI did not start:\n" + (base / "comfyui.log").read_text()[-4000:]) from None
+            time.sleep(1)
+    _sample_data(folders["input"])
+    _tiny_comfy_checkpoints(folders["checkpoints"])
+    yield server
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    log.close()
+
+
+def _sample_data(input_dir: Path) -> None:
+    """Raw sample videos (workflow a) and a captioned dataset (workflows b, c) in the input folder."""
+    sys.path.insert(0, str(ROOT))
+    from ltx_train_lib.captions_io import CaptionEntry, write_captions
+    from ltx_train_lib.synthetic import make_sample_clips
+
+    make_sample_clips(input_dir / "ltx_trainer_sample")
+    dataset = input_dir / "ltx_trainer_sample_dataset"
+    clips = make_sample_clips(dataset / "clips")
+    write_captions(dataset / "captions.json", [CaptionEntry(f"a moving pattern, clip {i}", p) for i, p in enumerate(clips)])
+
+
+def _tiny_comfy_checkpoints(folder: Path) -> None:
+    """The `tiny` transformer as ComfyUI single-file checkpoints (ComfyUI's LTXV class with the tiny dims, passed as
+    the file's "config" metadata): the whole model, and a 1-block copy on which half of a LoRA's keys patch nothing."""
+    from safetensors.torch import load_file, save_file
+
+    from ltx_train_lib import export
+    from ltx_train_lib.models.tiny import TRANSFORMER_CONFIG as C
+    from ltx_train_lib.models.tiny import tiny_model_dir
+
+    sd = load_file(str(tiny_model_dir() / "transformer" / "diffusion_pytorch_model.safetensors"))
+    full = {k: v.contiguous() for k, v in export.full_diffusers_to_comfy(sd).items()}
+    keys = ("in_channels", "cross_attention_dim", "caption_channels", "num_attention_heads", "attention_head_dim")
+    for name, layers in (("ltx_tiny_comfy.safetensors", C["num_layers"]), ("ltx_tiny_1block.safetensors", 1)):
+        weights = {k: v for k, v in full.items() if not any(f"transformer_blocks.{i}." in k for i in range(layers, C["num_layers"]))}
+        config = {"transformer": {"num_layers": layers, **{k: C[k] for k in keys}}}
+        save_file(weights, str(folder / name), metadata={"config": json.dumps(config)})
+
+
+def to_api(workflow: dict, object_info: dict, overrides: dict[str, dict] | None = None) -> dict:
+    """UI format -> API prompt for plain graphs (what the frontend's graphToPrompt does for these workflows)."""
+    nodes = {n["id"]: n for n in workflow["nodes"]}
+    links = {ln[0]: ln for ln in workflow["links"]}
+    prompt = {}
+    for n in workflow["nodes"]:
+        if n["type"] in FRONTEND_ONLY or n.get("mode", 0) != 0:
+            continue
+        info = object_info[n["type"]]
+        order = [*info["input_order"].get("required", []), *info["input_order"].get("optional", [])]
+        specs = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
+        widgets = [k for k in order if isinstance(specs[k][0], list) or specs[k][0] in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")]
+        inputs = dict(zip(widgets, n["widgets_values"], strict=False))
+        for inp in n.get("inputs", []):
+            if inp.get("link") is not None:
+                _, src, slot, *_ = links[inp["link"]]
+                if nodes[src].get("mode", 0) == 0:
+                    inputs[inp["name"]] = [str(src), slot]
+        inputs.update((overrides or {}).get(n["type"], {}))
+        prompt[str(n["id"])] = {"class_type": n["type"], "inputs": inputs}
+    return prompt
+
+
+def _workflow(name: str) -> dict:
+    return json.loads((ROOT / "workflows" / f"{name}.json").read_text())
+
+
+def test_nodes_are_listed_in_object_info(comfy):
+    info = comfy.get("/object_info")
+    for name in OUR_NODES:
+        assert name in info, name
+        assert info[name]["category"].startswith("LTX Trainer/")
+        for spec in {**info[name]["input"]["required"], **info[name]["input"].get("optional", {})}.values():
+            assert spec[1].get("tooltip")
+    assert info["LTXTrainer_TrainLoRA"]["output"] == ["LTXT_LORA", "LOSS_MAP"]
+    jobs = comfy.get("/ltx_trainer/jobs")  # the monitor's routes came in with the pack
+    assert "jobs" in jobs
+
+
+@pytest.mark.parametrize("name", ["ltx_trainer_full_pipeline", "ltx_trainer_from_dataset"])
+def test_bundled_workflow_runs_end_to_end(comfy, name):
+    info = comfy.get("/object_info")
+    lora_name = f"it_{uuid.uuid4().hex[:8]}"
+    prompt = to_api(_workflow(name), info, {"LTXTrainer_ConvertComfy": {"lora_name": lora_name}})
+    result = comfy.wait(comfy.queue(prompt))
+    assert result["status"]["status_str"] == "success", json.dumps(result["status"])[-3000:]
+    outputs = result["outputs"]
+    train_id = next(k for k, v in prompt.items() if v["class_type"] == "LTXTrainer_TrainLoRA")
+    assert "text" in outputs[train_id]
+    saved = Path(COMFYUI) / "models" / "loras" / f"{lora_name}.safetensors"
+    assert saved.is_file()
+    saved.unlink()
+
+
+def _latency(comfy, path: str, n: int = 40) -> tuple[float, float]:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        comfy.get(path)
+        times.append(time.perf_counter() - t0)
+        time.sleep(0.05)
+    times.sort()
+    return times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.99))]
+
+
+def test_cancel_ends_every_child_and_requeue_resumes(comfy):
+    info = comfy.get("/object_info")
+    wf = _workflow("ltx_trainer_from_dataset")
+    overrides = {"LTXTrainer_TrainLoRA": {"steps": 400, "validation_interval": 0, "checkpoint_interval": 0, "job_name": "cancel"},
+                 "LTXTrainer_ConvertComfy": {"lora_name": f"it_{uuid.uuid4().hex[:8]}"}}
+    prompt = to_api(wf, info, overrides)
+    jobs_root = comfy.folders["output"] / "ltx_trainer" / "jobs"
+    before = set(jobs_root.iterdir()) if jobs_root.is_dir() else set()
+    pid = comfy.queue(prompt)
+    deadline = time.time() + 600
+    job_dir = None
+    while time.time() < deadline:
+        new = (set(jobs_root.iterdir()) if jobs_root.is_dir() else set()) - before
+        if new:
+            job_dir = next(iter(new))
+            events = [json.loads(ln) for ln in (job_dir / "events.jsonl").read_text().splitlines()] if (job_dir / "events.jsonl").is_file() else []
+            if any(e["event"] == "step" and e["step"] >= 3 for e in events):
+                break
+        time.sleep(0.3)
+    assert job_dir is not None, "training never started"
+    # Latency of the server the editor talks to, while the trainer keeps both CPU cores busy.
+    median, p99 = _latency(comfy, "/system_stats")
+    om, op99 = _latency(comfy, "/object_info", 20)
+    print(f"\nwhile training: /system_stats median {median * 1000:.1f} ms p99 {p99 * 1000:.1f} ms; "
+          f"/object_info median {om * 1000:.1f} ms p99 {op99 * 1000:.1f} ms")
+    assert p99 < 0.1
+    events = [json.loads(ln) for ln in (job_dir / "events.jsonl").read_text().splitlines()]
+    assert not any(e["event"] == "done" for e in events), "training ended before Cancel; raise its steps"
+    code, _ = comfy.post("/interrupt", {"prompt_id": pid})
+    assert code == 200
+    result = comfy.wait(pid, timeout=300)
+    assert result["status"]["status_str"] == "error"
+    assert any(m[0] == "execution_interrupted" for m in result["status"]["messages"])
+    meta = json.loads((job_dir / "job.json").read_text())
+    assert meta["status"] == "cancelled"
+    with pytest.raises(ProcessLookupError):
+        os.killpg(meta["pgid"], 0)
+    events = [json.loads(ln) for ln in (job_dir / "events.jsonl").read_text().splitlines()]
+    stop = next(e for e in reversed(events) if e["event"] == "cancelled")["step"]
+    # Re-queue the same prompt: it resumes in the same job folder and finishes.
+    result = comfy.wait(comfy.queue(prompt), timeout=1800)
+    assert result["status"]["status_str"] == "success"
+    events = [json.loads(ln) for ln in (job_dir / "events.jsonl").read_text().splitlines()]
+    started = [e for e in events if e["event"] == "started"]
+    assert started[-1]["step"] == stop and started[-1]["resumed_from"]
+    (Path(COMFYUI) / "models" / "loras" / f"{overrides['LTXTrainer_ConvertComfy']['lora_name']}.safetensors").unlink(missing_ok=True)
+
+
+def test_lora_applied_to_a_comfyui_model_patches_every_key(comfy):
+    """ConvertComfy with a MODEL from CheckpointLoaderSimple: ComfyUI's own loader patches every key of the trained
+    LoRA; on a model missing half the blocks the node fails and names the unpatched keys."""
+    info = comfy.get("/object_info")
+    prompt = to_api(_workflow("ltx_trainer_from_dataset"), info, {"LTXTrainer_ConvertComfy": {"lora_name": f"it_{uuid.uuid4().hex[:8]}"}})
+    convert_id = next(k for k, v in prompt.items() if v["class_type"] == "LTXTrainer_ConvertComfy")
+    prompt["900"] = {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "ltx_tiny_comfy.safetensors"}}
+    prompt[convert_id]["inputs"]["model"] = ["900", 0]
+    result = comfy.wait(comfy.queue(prompt))
+    assert result["status"]["status_str"] == "success", json.dumps(result["status"])[-3000:]
+    text = result["outputs"][convert_id]["text"][0]
+    assert "applied to the model: 16 modules patched" in text
+    saved = Path(COMFYUI) / "models" / "loras" / prompt[convert_id]["inputs"]["lora_name"]
+    prompt["900"]["inputs"]["ckpt_name"] = "ltx_tiny_1block.safetensors"
+    result = comfy.wait(comfy.queue(prompt))
+    assert result["status"]["status_str"] == "error"
+    error = next(m[1] for m in result["status"]["messages"] if m[0] == "execution_error")
+    assert "16 of 32 keys" in error["exception_message"] and "transformer_blocks.1.attn1.to_k.lora_A.weight" in error["exception_message"]
+    Path(f"{saved}.safetensors").unlink(missing_ok=True)

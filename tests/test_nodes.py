@@ -1,0 +1,590 @@
+"""The ComfyUI node pack, run as plain Python classes on nodes/comfy.py's fallback path (no ComfyUI needed).
+
+Real media, the real tiny models and a real `accelerate launch` training child. The only stand-ins: ComfyUI's Cancel
+button is simulated through ``nodes.comfy.interrupt_hook`` (the fallback's interrupt seam), and the Hugging Face Hub
+is tests/test_hub.py's local fake server (this machine has no network).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import weakref
+from pathlib import Path
+
+import pytest
+
+from ltx_train_lib import jobs
+from ltx_train_lib.events import read_events
+from nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS, comfy
+from nodes import types as T
+from tests.conftest import make_precomputed
+from tests.test_hub import REPO_ID, fake_hub, lora_output  # noqa: F401  (fixtures)
+
+ROOT = Path(__file__).resolve().parents[1]
+WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
+
+
+def node(name: str):
+    return NODE_CLASS_MAPPINGS[f"LTXTrainer_{name}"]
+
+
+def widget_defaults(cls) -> dict:
+    """Every widget's default, as the editor would fill a fresh node."""
+    out = {}
+    spec = cls.INPUT_TYPES()
+    for cat in ("required", "optional"):
+        for name, (kind, opts) in spec.get(cat, {}).items():
+            if isinstance(kind, list):
+                out[name] = opts.get("default", kind[0])
+            elif kind in WIDGET_TYPES:
+                out[name] = opts["default"]
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _no_interrupt():
+    comfy.clear_interrupt()
+    comfy.interrupt_hook = None
+    yield
+    comfy.clear_interrupt()
+    comfy.interrupt_hook = None
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv(comfy.ROOT_ENV, str(tmp_path / "comfy"))
+    return tmp_path / "comfy"
+
+
+# ------------------------------------------------------------------------------------------------ pack structure
+
+
+def test_importing_the_pack_is_light_and_fast():
+    """ComfyUI's way: spec_from_file_location on the pack's __init__.py under a path-derived module name."""
+    probe = textwrap.dedent(
+        f"""
+        import importlib.util, json, sys, time
+        preload = sys.argv[1] == "comfy"
+        if preload:  # what ComfyUI has imported before it loads custom nodes (no torch: measured separately)
+            import aiohttp, asyncio, yaml, logging, json, uuid, pydantic  # noqa
+        t0 = time.perf_counter()
+        spec = importlib.util.spec_from_file_location(
+            "_x_pack_x_ltx", {str(ROOT / "__init__.py")!r}, submodule_search_locations=[{str(ROOT)!r}])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        took = time.perf_counter() - t0
+        heavy = [m for m in ("torch", "diffusers", "transformers", "accelerate", "peft", "av", "cv2") if m in sys.modules]
+        print(json.dumps({{"took": took, "heavy": heavy, "nodes": sorted(module.NODE_CLASS_MAPPINGS),
+                          "web": module.WEB_DIRECTORY}}))
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    results = {}
+    for mode in ("cold", "comfy"):
+        out = subprocess.run([sys.executable, "-c", probe, mode], capture_output=True, text=True, cwd="/", env=env, timeout=120)
+        assert out.returncode == 0, out.stderr
+        results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+    print(
+        f"\npack import: {results['cold']['took'] * 1000:.0f} ms cold (incl. aiohttp for the monitor routes), "
+        f"{results['comfy']['took'] * 1000:.0f} ms added to a ComfyUI start-up"
+    )
+    for r in results.values():
+        assert r["heavy"] == []
+        assert len(r["nodes"]) == 7 and r["web"] == "./web"
+    assert results["comfy"]["took"] < 2.0  # sanity bound only; the figure is printed above
+
+
+def test_node_ids_categories_and_outputs():
+    expected = {"LoadVideos", "SplitScenes", "QwenCaption", "PrecomputeLatents", "TrainLoRA", "ConvertComfy", "PushToHub"}
+    assert set(NODE_CLASS_MAPPINGS) == {f"LTXTrainer_{n}" for n in expected}
+    assert set(NODE_DISPLAY_NAME_MAPPINGS) == set(NODE_CLASS_MAPPINGS)
+    for name, cls in NODE_CLASS_MAPPINGS.items():
+        assert cls.CATEGORY.startswith("LTX Trainer/"), name
+        assert callable(getattr(cls, cls.FUNCTION)), name
+        assert len(cls.RETURN_TYPES) == len(cls.RETURN_NAMES) == len(cls.OUTPUT_TOOLTIPS), name
+        assert cls.DESCRIPTION
+    for sink in ("TrainLoRA", "ConvertComfy", "PushToHub"):
+        assert node(sink).OUTPUT_NODE is True
+    # The graph connects only in valid ways: each custom type has exactly one kind of producer.
+    producers: dict[str, set[str]] = {}
+    for name, cls in NODE_CLASS_MAPPINGS.items():
+        for t in cls.RETURN_TYPES:
+            producers.setdefault(t, set()).add(name)
+    assert producers[T.CAPTIONS] == {"LTXTrainer_QwenCaption"}
+    assert producers[T.DATASET] == {"LTXTrainer_PrecomputeLatents"}
+    assert producers[T.LORA] == {"LTXTrainer_TrainLoRA"}
+    assert producers[T.VIDEOS] == {"LTXTrainer_LoadVideos", "LTXTrainer_SplitScenes"}
+    assert node("TrainLoRA").INPUT_TYPES()["required"]["dataset"][0] == T.DATASET
+    assert node("PrecomputeLatents").INPUT_TYPES()["optional"]["captions"][0] == T.CAPTIONS
+
+
+def test_every_input_has_a_tooltip_and_no_token_widget():
+    for name, cls in NODE_CLASS_MAPPINGS.items():
+        spec = cls.INPUT_TYPES()
+        for cat in ("required", "optional"):
+            for inp, (kind, opts) in spec.get(cat, {}).items():
+                assert isinstance(opts.get("tooltip"), str) and len(opts["tooltip"]) > 10, f"{name}.{inp}"
+                assert inp.lower() not in ("token", "hf_token", "api_key", "password"), f"{name}.{inp}: secrets never go into widgets"
+                if kind in ("INT", "FLOAT"):
+                    assert opts["min"] <= opts["default"] <= opts["max"], f"{name}.{inp}"
+                if isinstance(kind, list):
+                    assert opts["default"] in kind, f"{name}.{inp}"
+                # The editor adds a "control after generate" widget (default: randomize) to INTs with these names,
+                # which shifts widgets_values and would change a training seed, i.e. the job, on every run.
+                assert inp not in ("seed", "noise_seed"), f"{name}.{inp}"
+
+
+def test_train_widget_defaults_are_the_schema_defaults(tmp_path):
+    from ltx_train_lib import config as C
+    from nodes import train
+
+    spec = node("TrainLoRA").INPUT_TYPES()["required"]
+    for widget, section, field, _ in train._schema_fields():
+        kind, opts = spec[widget]
+        info = section.model_fields[field]
+        assert opts["tooltip"].startswith(info.description), widget
+        schema_default = info.default_factory() if info.default_factory else info.default
+        if isinstance(schema_default, list):
+            schema_default = ", ".join(schema_default) if field != "prompts" else "\n".join(schema_default)
+        expected = 0 if schema_default is None and kind in ("INT", "FLOAT") else schema_default
+        if isinstance(kind, list) and expected is None:
+            expected = kind[0]
+        assert opts["default"] == expected, widget
+        for m in info.metadata:  # ranges come from ge/gt/le of the same field
+            if getattr(m, "le", None) is not None:
+                assert opts["max"] == m.le, widget
+    assert spec["rank"][1]["min"] == 1 and spec["dropout"][1]["max"] == 1.0
+    assert spec["validation_interval"][1]["min"] == 0  # 0 = off (None)
+    dims = C.ValidationConfig.model_fields["video_dims"].default
+    assert [spec[n][1]["default"] for n in ("validation_width", "validation_height", "validation_frames")] == list(dims)
+    assert spec["optimizer_type"][0] == ["adamw", "adamw8bit"]
+
+    # A config made from untouched widgets is the schema's default config in every field the node exposes.
+    ds = T.PrecomputedSet(tmp_path, None, "LTXV_2B_0.9.6_DEV", ("64x64x9",), 1, "x")
+    cfg = C.config_from_dict(train.build_config(ds, widget_defaults(node("TrainLoRA"))))
+    reference = C.TrainerConfig(data=C.DataConfig(preprocessed_data_root=str(tmp_path)), lora=C.LoraConfig())
+    for _, section, field, _ in train._schema_fields():
+        key = train._section_key(section) if section is not C.TrainerConfig else None
+        got = getattr(getattr(cfg, key), field) if key else getattr(cfg, field)
+        want = getattr(getattr(reference, key), field) if key else getattr(reference, field)
+        assert got == want, f"{key}.{field}"
+    assert cfg.validation.video_dims == reference.validation.video_dims
+    assert cfg.model.model_source == "LTXV_2B_0.9.6_DEV"  # '(same as dataset)'
+
+
+def test_stage_widget_defaults_come_from_the_library():
+    from ltx_train_lib.captioning import caption_media
+    from ltx_train_lib.config import ModelConfig
+    from ltx_train_lib.precompute import preprocess_dataset
+    from ltx_train_lib.scenes import SplitSettings
+    from nodes.schema_widgets import dataclass_default, param_default
+
+    pre = widget_defaults(node("PrecomputeLatents"))
+    assert pre["model"] == ModelConfig.model_fields["model_source"].default
+    for widget, param in (("remove_llm_prefixes", "remove_llm_prefixes"), ("decode_videos", "decode_videos"),
+                          ("reshape_mode", "reshape_mode"), ("frame_selection", "frame_selection"),
+                          ("batch_size", "batch_size"), ("precompute_seed", "seed"), ("vae_tiling", "vae_tiling")):
+        assert pre[widget] == param_default(preprocess_dataset, param), widget
+    cap = widget_defaults(node("QwenCaption"))
+    for widget in ("override", "batch_size", "fps", "max_new_tokens", "use_8bit"):
+        assert cap[widget] == param_default(caption_media, widget), widget
+    split = widget_defaults(node("SplitScenes"))
+    assert split["detector"] == dataclass_default(SplitSettings, "detector")
+    assert split["crf"] == dataclass_default(SplitSettings, "crf")
+    assert split["threshold"] == 0 and dataclass_default(SplitSettings, "threshold") is None  # 0 = detector default
+
+
+def test_build_config_maps_widgets_and_names_bad_input(tmp_path):
+    from ltx_train_lib.config import config_from_dict
+    from ltx_train_lib.errors import ConfigError
+    from nodes import train
+
+    ds = T.PrecomputedSet(tmp_path, None, "tiny", ("64x64x9",), 1, "x")
+    values = {
+        **widget_defaults(node("TrainLoRA")),
+        "validation_prompts": "a red square\n\n zxq a cat ",
+        "target_modules": "to_q,to_v",
+        "validation_interval": 0,
+        "checkpoint_interval": 5,
+        "extra_config": "optimization:\n  scheduler_params: {power: 2}\nvalidation:\n  negative_prompt: ugly",
+    }
+    cfg = config_from_dict(train.build_config(ds, values))
+    assert cfg.validation.prompts == ["a red square", "zxq a cat"]
+    assert cfg.lora.target_modules == ["to_q", "to_v"]
+    assert cfg.validation.interval is None and cfg.checkpoints.interval == 5
+    assert cfg.optimization.scheduler_params == {"power": 2} and cfg.validation.negative_prompt == "ugly"
+    assert cfg.data.preprocessed_data_root == str(tmp_path) and cfg.model.model_source == "tiny"
+    with pytest.raises(ConfigError, match="extra_config"):
+        train.build_config(ds, {**values, "extra_config": "optimization: [unclosed"})
+    with pytest.raises(ConfigError, match="training_mode must stay 'lora'"):
+        train.build_config(ds, {**values, "extra_config": "model: {training_mode: full}"})
+    with pytest.raises(ConfigError, match="validation.video_dims"):
+        config_from_dict(train.build_config(ds, {**values, "validation_width": 100}), "TrainLoRA inputs")
+    assert train.step_text({"step": 3, "total": 10, "loss": 0.12345, "eta_s": 75}) == "step 3/10  loss 0.1235  ETA 1m15s"
+
+
+# ------------------------------------------------------------------------------------------- dataset stages
+
+
+@pytest.fixture(scope="module")
+def media_root(tmp_path_factory):
+    """Two raw videos with one cut each in <root>/input/raw (so: 4 scenes)."""
+    from ltx_train_lib.synthetic import make_scene_video
+
+    base = tmp_path_factory.mktemp("pipeline") / "comfy"
+    raw = base / "input" / "raw"
+    make_scene_video(raw / "a.mp4", cuts=(20,), num_frames=40, size=(96, 64), crf=28)
+    make_scene_video(raw / "b.mp4", cuts=(18,), num_frames=36, size=(96, 64), seed=2, crf=28)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(comfy.ROOT_ENV, str(base))
+        yield base
+
+
+@pytest.fixture(scope="module")
+def clips(media_root):
+    loaded = node("LoadVideos")().load(folder="raw", recursive=True, include_images=False, dataset_name="")
+    videos = loaded["result"][0]
+    split = node("SplitScenes")().split(videos, **{**widget_defaults(node("SplitScenes")), "crf": 28})
+    return loaded, split
+
+
+def _ui_files(ui: dict, root: Path) -> list[Path]:
+    return [root / e["type"] / e["subfolder"] / e["filename"] for e in ui.get("images", [])]
+
+
+def test_load_videos_and_split_scenes(media_root, clips):
+    from ltx_train_lib.media import probe_media
+
+    loaded, split = clips
+    videos = loaded["result"][0]
+    assert [p.name for p in videos.files] == ["a.mp4", "b.mp4"]
+    assert videos.work_dir == media_root / "output" / "ltx_trainer" / "datasets" / "raw"
+    assert all(p.is_file() and p.suffix == ".png" for p in _ui_files(loaded["ui"], media_root))
+    scenes = split["result"][0]
+    assert scenes.stage == "scenes" and scenes.folder == videos.work_dir / "scenes"
+    assert [p.name for p in scenes.files] == ["a-Scene-001.mp4", "a-Scene-002.mp4", "b-Scene-001.mp4", "b-Scene-002.mp4"]
+    assert [probe_media(p).num_frames for p in scenes.files] == [20, 20, 18, 18]  # cut exactly at the scene change
+    assert len(_ui_files(split["ui"], media_root)) == 4 and all(p.is_file() for p in _ui_files(split["ui"], media_root))
+    assert "4 clips" in split["ui"]["text"][0]
+    again = node("SplitScenes")().split(videos, **{**widget_defaults(node("SplitScenes")), "crf": 28})
+    assert "0 split, 2 already done" in again["ui"]["text"][0]
+
+
+def test_load_videos_reports_missing_folder_and_tracks_changes(media_root, tmp_path):
+    load = node("LoadVideos")
+    with pytest.raises(FileNotFoundError, match=r"LoadVideos.folder: 'nope' was not found .*input"):
+        load().load(folder="nope", recursive=False, include_images=False, dataset_name="")
+    (media_root / "input" / "empty").mkdir(exist_ok=True)
+    with pytest.raises(Exception, match="has no videos"):
+        load().load(folder="empty", recursive=False, include_images=False, dataset_name="")
+    before = load.IS_CHANGED(folder="empty", recursive=False, include_images=False, dataset_name="")
+    (media_root / "input" / "empty" / "c.mp4").write_bytes(b"x")
+    assert load.IS_CHANGED(folder="empty", recursive=False, include_images=False, dataset_name="") != before
+    (media_root / "input" / "empty" / "c.mp4").unlink()
+
+
+def test_cancel_during_split_keeps_finished_videos(media_root):
+    from ltx_train_lib.media import probe_media
+
+    videos = node("LoadVideos")().load(folder="raw", recursive=False, include_images=False, dataset_name="cancelled")["result"][0]
+    out = videos.work_dir / "scenes"
+    comfy.interrupt_hook = lambda: any(out.glob("*.mp4"))  # Cancel once the first video's clips are in place
+    settings = {**widget_defaults(node("SplitScenes")), "crf": 28}
+    with pytest.raises(comfy.Interrupted):
+        node("SplitScenes")().split(videos, **settings)
+    assert sorted(p.name for p in out.glob("*.mp4")) == ["a-Scene-001.mp4", "a-Scene-002.mp4"]
+    assert probe_media(out / "a-Scene-001.mp4").num_frames == 20
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    comfy.interrupt_hook = None
+    again = node("SplitScenes")().split(videos, **settings)
+    assert "1 split, 1 already done" in again["ui"]["text"][0]
+
+
+@pytest.fixture(scope="module")
+def captioned(clips):
+    """QwenCaption on the tiny model, with the captioner class wrapped to keep weak references to what it loaded."""
+    from ltx_train_lib import captioning
+
+    made: list[tuple[weakref.ref, weakref.ref]] = []
+
+    class Recording(captioning.QwenCaptioner):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append((weakref.ref(self), weakref.ref(self._model)))
+
+    scenes = clips[1]["result"][0]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(captioning, "QwenCaptioner", Recording)
+        values = {**widget_defaults(node("QwenCaption")), "model": "tiny", "max_new_tokens": 12, "batch_size": 2}
+        result = node("QwenCaption")().caption(scenes, **values)
+    gc.collect()
+    return result, made
+
+
+def test_qwen_caption_writes_captions_and_releases_its_model(captioned, clips):
+    result, made = captioned
+    record = result["result"][0]
+    assert record.count == 4 and record.captions_file.name == "captions.json"
+    entries = json.loads(record.captions_file.read_text())
+    assert [e["media_path"] for e in entries] == [f"scenes/{p.name}" for p in clips[1]["result"][0].files]
+    assert all(e["caption"].strip() for e in entries)
+    assert "4 captioned" in result["ui"]["text"][0] and "a-Scene-001.mp4: " in result["ui"]["text"][0]
+    assert len(made) == 1
+    captioner_ref, model_ref = made[0]
+    assert captioner_ref() is None and model_ref() is None  # nothing keeps the model alive after the node
+
+
+def test_precompute_from_captions_shows_decoded_videos(captioned, media_root):
+    record = captioned[0]["result"][0]
+    values = {**widget_defaults(node("PrecomputeLatents")), "model": "tiny", "resolution_buckets": "64x64x9",
+              "decode_videos": True, "trigger_word": "zxq"}
+    out = node("PrecomputeLatents")().precompute(**values, captions=record)
+    ds = out["result"][0]
+    assert ds.precomputed_dir == record.work_dir / ".precomputed" and ds.samples == 4 and ds.trigger_word == "zxq"
+    assert len(list((ds.precomputed_dir / "latents").rglob("*.pt"))) == 4
+    assert out["ui"]["animated"] == [True]
+    previews = _ui_files(out["ui"], media_root)
+    assert len(previews) == 4 and all(p.suffix == ".mp4" and p.is_file() for p in previews)
+    again = node("PrecomputeLatents")().precompute(**values, captions=record)["result"][0]
+    assert again.fingerprint == ds.fingerprint
+    changed = node("PrecomputeLatents")().precompute(**{**values, "trigger_word": "qqq"}, captions=record)["result"][0]
+    assert changed.fingerprint != ds.fingerprint  # other prompts: a new training job, not a resume
+
+
+def test_precompute_from_a_dataset_folder_writes_only_to_output(captioned, media_root):
+    import shutil
+
+    src = captioned[0]["result"][0].work_dir
+    dataset = media_root / "input" / "my_set"
+    shutil.copytree(src / "scenes", dataset / "scenes")
+    shutil.copy(src / "captions.json", dataset / "captions.json")
+    before = sorted(p.relative_to(dataset) for p in dataset.rglob("*"))
+    values = {**widget_defaults(node("PrecomputeLatents")), "model": "tiny", "resolution_buckets": "64x64x9", "dataset": "my_set"}
+    ds = node("PrecomputeLatents")().precompute(**values)["result"][0]
+    assert ds.precomputed_dir == media_root / "output" / "ltx_trainer" / "datasets" / "my_set" / ".precomputed"
+    assert sorted(p.relative_to(dataset) for p in dataset.rglob("*")) == before  # nothing written into input/
+    with pytest.raises(Exception, match="connect 'captions'"):
+        node("PrecomputeLatents")().precompute(**{**values, "dataset": ""})
+
+
+# ------------------------------------------------------------------------------------------------- jobs layer
+
+
+def test_job_id_is_stable_and_ignores_output_dir(tmp_path):
+    from tests.conftest import tiny_config_dict
+
+    a = tiny_config_dict(tmp_path / "d", tmp_path / "out1")
+    b = tiny_config_dict(tmp_path / "d", tmp_path / "out2")
+    assert jobs.job_id_for(a) == jobs.job_id_for(b)
+    assert jobs.job_id_for(a) != jobs.job_id_for(a, num_processes=2)
+    assert jobs.job_id_for(a) != jobs.job_id_for(a, identity="other data")
+    assert jobs.job_id_for(a) != jobs.job_id_for(tiny_config_dict(tmp_path / "d", tmp_path / "o", optimization__steps=7))
+
+
+def test_supervisor_outlives_orphaned_workers():
+    """`accelerate launch` dies on SIGTERM before its worker; the worker must not linger as a zombie of a non-reaping
+    init (as in this container), or the job's process group would never look finished."""
+    cmd = [sys.executable, "-m", "ltx_train_lib.jobs", "supervise", "--", "bash", "-c", "sleep 1 & exit 3"]
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, start_new_session=True, cwd=str(ROOT))
+    assert proc.wait(30) == 3
+    assert time.monotonic() - t0 >= 0.9  # it waited for the orphaned `sleep`
+    with pytest.raises(ProcessLookupError):
+        os.killpg(proc.pid, 0)
+
+
+# ------------------------------------------------------------------------------------------------ training
+
+
+def _train_values(**overrides) -> dict:
+    values = {
+        **widget_defaults(node("TrainLoRA")),
+        "rank": 4, "alpha": 4, "batch_size": 2, "learning_rate": 1e-3, "scheduler_type": "constant",
+        "mixed_precision_mode": "no", "compile_with_inductor": False, "num_dataloader_workers": 0,
+        "validation_interval": 0, "checkpoint_interval": 0, "training_seed": 7,
+    }
+    values.update(overrides)
+    return values
+
+
+def _dataset(folder: Path) -> T.PrecomputedSet:
+    from nodes.precompute import dataset_fingerprint
+
+    make_precomputed(folder, [(2, 2, 2)] * 4)
+    return T.PrecomputedSet(folder / ".precomputed", None, "tiny", ("64x64x9",), 4, dataset_fingerprint(folder / ".precomputed"), "zxq")
+
+
+def test_training_error_surfaces_the_childs_message_and_log(root, tmp_path, tiny_model_dir):
+    ds = _dataset(tmp_path / "broken")
+    (ds.precomputed_dir / "conditions" / "clip_002.mp4.pt").unlink()  # a latent without its caption embedding
+    with pytest.raises(jobs.JobFailed) as info:
+        asyncio.run(node("TrainLoRA")().train(ds, unique_id="3", **_train_values(steps=3)))
+    message = str(info.value)
+    assert "have no matching conditions/ file: clip_002.mp4.pt" in message
+    assert str(info.value.log_path) in message and info.value.log_path.is_file()
+    meta = json.loads((info.value.log_path.parent / "job.json").read_text())
+    assert meta["status"] == "failed" and "clip_002" in meta["error"]
+    with pytest.raises(ProcessLookupError):
+        os.killpg(meta["pgid"], 0)
+
+
+@pytest.mark.slow
+def test_training_cancel_resume_and_finished_requeue(root, tmp_path, tiny_model_dir, monkeypatch):
+    sent: list[tuple[str, dict]] = []
+    texts: list[str] = []
+    monkeypatch.setattr(comfy, "send_event", lambda event, data: sent.append((event, data)))
+    monkeypatch.setattr(comfy, "progress_text", lambda text, node_id: texts.append(text))
+    ds = _dataset(tmp_path / "data")
+    values = _train_values(steps=30, job_name="cancel me")
+    jobs_root = root / "output" / "ltx_trainer" / "jobs"
+
+    def some_steps_done() -> bool:
+        return any(e["event"] == "step" and e["step"] >= 2 for f in jobs_root.glob("*/events.jsonl") for e in read_events(f))
+
+    comfy.interrupt_hook = some_steps_done  # ComfyUI's Cancel button, pressed mid-training
+    with pytest.raises(comfy.Interrupted):
+        asyncio.run(node("TrainLoRA")().train(ds, unique_id="7", **values))
+    comfy.interrupt_hook = None
+    (job_dir,) = list(jobs_root.iterdir())
+    meta = json.loads((job_dir / "job.json").read_text())
+    assert meta["status"] == "cancelled" and meta["name"] == "cancel me" and meta["node_id"] == "7"
+    with pytest.raises(ProcessLookupError):  # every process of the job's group is gone
+        os.killpg(meta["pgid"], 0)
+    cancelled = [e for e in read_events(job_dir / "events.jsonl") if e["event"] == "cancelled"]
+    assert len(cancelled) == 1 and cancelled[0]["reason"] == "SIGTERM"
+    stop_step = cancelled[0]["step"]
+    assert 2 <= stop_step < 30 and Path(cancelled[0]["checkpoint"]).is_dir()
+    assert not (job_dir / "lora_weights.safetensors").exists()
+    assert any(t.startswith("step 2/30  loss ") and "ETA" in t for t in texts)
+    forwarded = [d for e, d in sent if e == "ltx_trainer.event"]
+    assert forwarded and all(d["job_id"] == job_dir.name and d["node_id"] == "7" for d in forwarded)
+    assert {"started", "step"} <= {d["event"]["event"] for d in forwarded}
+    assert ("ltx_trainer.jobs", {}) in sent
+
+    # Re-queue: the same job folder, resumed from the checkpoint, to the end.
+    out = asyncio.run(node("TrainLoRA")().train(ds, unique_id="7", **values))
+    lora, loss = out["result"]
+    assert lora.job_dir == job_dir and lora.lora.is_file() and lora.lora_comfy.is_file() and lora.steps == 30
+    events = read_events(job_dir / "events.jsonl")
+    started = [e for e in events if e["event"] == "started"]
+    assert len(started) == 2 and started[-1]["step"] == stop_step and started[-1]["resumed_from"] == cancelled[0]["checkpoint"]
+    after = [e["step"] for e in events[events.index(started[-1]):] if e["event"] == "step"]
+    assert after == list(range(stop_step + 1, 31))
+    assert len(loss["loss"]) == 30
+    assert json.loads((job_dir / "job.json").read_text())["status"] == "done"
+
+    # Third queue: finished, so the result comes back at once and nothing is spawned.
+    def no_spawn(*args, **kwargs):
+        raise AssertionError("a finished job must not start a process")
+
+    monkeypatch.setattr(jobs.subprocess, "Popen", no_spawn)
+    t0 = time.monotonic()
+    third = asyncio.run(node("TrainLoRA")().train(ds, unique_id="7", **values))
+    assert time.monotonic() - t0 < 10
+    assert third["result"][0] == lora and third["result"][1] == loss
+
+
+def test_an_already_running_job_is_not_started_twice(root, tmp_path):
+    from tests.conftest import tiny_config_dict
+
+    cfg = tiny_config_dict(tmp_path / "d", tmp_path / "o")
+    make_precomputed(tmp_path / "d", [(2, 2, 2)])
+    sleeper = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        folder = root / "jobs" / jobs.job_id_for(cfg)
+        folder.mkdir(parents=True)
+        (folder / "job.json").write_text(json.dumps({"status": "running", "pgid": sleeper.pid, "name": "first"}))
+        with pytest.raises(jobs.JobError, match="already running"):
+            jobs.start_job(cfg, root / "jobs", name="second")
+    finally:
+        os.killpg(sleeper.pid, signal.SIGKILL)
+        sleeper.wait()
+
+
+# --------------------------------------------------------------------------------------------------- export
+
+
+def _lora_record(folder: Path, alpha: int = 8, seed: int = 0) -> T.LoraResult:
+    import torch
+
+    from ltx_train_lib import export
+
+    g = torch.Generator().manual_seed(seed)
+    sd = {}
+    for block in range(2):
+        for proj in ("to_q", "to_k"):
+            sd[f"transformer_blocks.{block}.attn1.{proj}.lora_A.weight"] = torch.randn(4, 32, generator=g)
+            sd[f"transformer_blocks.{block}.attn1.{proj}.lora_B.weight"] = torch.randn(32, 4, generator=g)
+    d, c = export.save_lora_pair(sd, folder, rank=4, alpha=alpha, metadata={"base_model": "tiny"})
+    return T.LoraResult("job", folder, d, c, 10, "tiny", 4, alpha)
+
+
+def test_convert_comfy_saves_into_loras_atomically_and_never_clobbers(root, tmp_path):
+    convert = node("ConvertComfy")()
+    rec = _lora_record(tmp_path / "job1")
+    out = convert.convert(rec, "my/ltx lora", False, 1.0)
+    model, name = out["result"]
+    target = root / "models" / "loras" / "my" / "ltx_lora.safetensors"
+    assert model is None and name == "my/ltx_lora.safetensors"
+    assert target.read_bytes() == rec.lora_comfy.read_bytes()
+    assert name in comfy.model_files("loras")
+    assert "unchanged" in convert.convert(rec, "my/ltx lora", False, 1.0)["ui"]["text"][0]
+    other = _lora_record(tmp_path / "job2", seed=1)
+    with pytest.raises(FileExistsError, match="lora_name: 'my/ltx_lora.safetensors' already exists"):
+        convert.convert(other, "my/ltx lora", False, 1.0)
+    assert target.read_bytes() == rec.lora_comfy.read_bytes()  # the existing LoRA is untouched
+    convert.convert(other, "my/ltx lora", True, 1.0)
+    assert target.read_bytes() == other.lora_comfy.read_bytes()
+    other.lora_comfy.unlink()  # made again from the diffusers file when missing
+    assert convert.convert(other, "../../escape", False, 1.0)["result"][1] == "escape.safetensors"
+    assert not [p for p in target.parent.iterdir() if p.name.endswith(".tmp")]
+    with pytest.raises(RuntimeError, match="ConvertComfy.model: .* needs ComfyUI"):
+        convert.convert(rec, "x", False, 1.0, model=object())
+
+
+def test_unpatched_keys_are_named():
+    from nodes.export import unpatched_lora_keys
+
+    keys = ["diffusion_model.a.lora_A.weight", "diffusion_model.a.lora_B.weight", "diffusion_model.a.alpha",
+            "diffusion_model.b.lora_A.weight", "diffusion_model.b.lora_B.weight"]
+    key_map = {"diffusion_model.a": "diffusion_model.a.weight", "diffusion_model.b": "diffusion_model.b.weight"}
+    assert unpatched_lora_keys(keys, key_map, ["diffusion_model.a.weight", "diffusion_model.b.weight"]) == []
+    assert unpatched_lora_keys(keys, key_map, ["diffusion_model.a.weight"]) == keys[3:]
+    assert unpatched_lora_keys(keys, {}, []) == sorted(keys)
+
+
+def test_push_to_hub_uploads_once_with_the_env_token(fake_hub, lora_output):  # noqa: F811
+    push = node("PushToHub")()
+    rec = T.LoraResult("job", lora_output, lora_output / "lora_weights.safetensors",
+                       lora_output / "lora_weights_comfy.safetensors", 10, "LTXV_2B_0.9.6_DEV", 4, 8, trigger_word="zxq")
+    out = push.push(rec, REPO_ID, True, "", fake_hub.base_url, False)
+    assert out["result"][0] == f"{fake_hub.base_url}/{REPO_ID}" and len(fake_hub.commits) == 1
+    assert "zxq" in fake_hub.commits[0]["README.md"].decode()
+    again = push.push(rec, REPO_ID, True, "", fake_hub.base_url, False)
+    assert "already uploaded" in again["ui"]["text"][0] and len(fake_hub.commits) == 1
+    push.push(rec, REPO_ID, True, "", fake_hub.base_url, True)
+    assert len(fake_hub.commits) == 2 and fake_hub.unexpected == []
+
+
+def test_push_to_hub_without_token_says_how_to_log_in(lora_output, monkeypatch, tmp_path):  # noqa: F811
+    import huggingface_hub.constants
+
+    from ltx_train_lib.hub import HubError
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(tmp_path / "none" / "token"))
+    rec = T.LoraResult("job", lora_output, lora_output / "lora_weights.safetensors", None, 10, "x", 4, 8)
+    with pytest.raises(HubError, match="HF_TOKEN"):
+        node("PushToHub")().push(rec, REPO_ID, False, "", "http://127.0.0.1:9", False)
+    with pytest.raises(HubError, match="repo_id: empty"):
+        node("PushToHub")().push(rec, "  ", False, "", "", False)

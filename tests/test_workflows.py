@@ -1,0 +1,188 @@
+"""The example workflows (workflows/*.json, ComfyUI UI format 0.4) against the pack's node definitions."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from nodes import NODE_CLASS_MAPPINGS
+from nodes import types as T
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
+WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
+FRONTEND_ONLY = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("make_workflows", ROOT / "workflows" / "make_workflows.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
+    spec.loader.exec_module(module)
+    return module
+
+
+GEN = _generator()
+CORE = {k: v for k, v in GEN.CORE_NODES.items() if k not in FRONTEND_ONLY}
+
+
+def _definition(type_: str):
+    """(link inputs [(name, type)], widgets [(name, kind, opts)], outputs [(name, type)]) of a node type."""
+    if type_ in NODE_CLASS_MAPPINGS:
+        cls = NODE_CLASS_MAPPINGS[type_]
+        spec = cls.INPUT_TYPES()
+        links, widgets = [], []
+        for cat in ("required", "optional"):
+            for name, (kind, opts) in spec.get(cat, {}).items():
+                if isinstance(kind, list) or kind in WIDGET_TYPES:
+                    widgets.append((name, kind, opts))
+                else:
+                    links.append((name, kind))
+        return links, widgets, list(zip(cls.RETURN_NAMES, cls.RETURN_TYPES, strict=True))
+    core = CORE[type_]
+    return core["inputs"], [(w, None, {}) for w in core["widgets"]], core["outputs"]
+
+
+def _check_value(where: str, kind, opts: dict, value) -> None:
+    if isinstance(kind, list):
+        assert value in kind, f"{where}: {value!r} is not one of the options"
+    elif kind == "BOOLEAN":
+        assert isinstance(value, bool), f"{where}: {value!r} is not a boolean"
+    elif kind == "STRING":
+        assert isinstance(value, str), f"{where}: {value!r} is not text"
+    elif kind in ("INT", "FLOAT"):
+        ok_type = int if kind == "INT" else (int, float)
+        assert isinstance(value, ok_type) and not isinstance(value, bool), f"{where}: {value!r} is not {kind}"
+        assert opts["min"] <= value <= opts["max"], f"{where}: {value} outside [{opts['min']}, {opts['max']}]"
+
+
+def _api_values(node: dict) -> dict:
+    """The node's widget values by name (what the frontend's graphToPrompt sends)."""
+    _, widgets, _ = _definition(node["type"])
+    return {name: value for (name, _, _), value in zip(widgets, node["widgets_values"], strict=True)}
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_the_three_examples_are_there():
+    assert [p.stem for p in WORKFLOWS] == sorted(GEN.WORKFLOWS)
+    assert len(WORKFLOWS) == 3
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_workflow_matches_node_definitions(path: Path):
+    wf = load(path)
+    assert wf["version"] == 0.4
+    nodes = {n["id"]: n for n in wf["nodes"]}
+    assert len(nodes) == len(wf["nodes"]) and wf["last_node_id"] == max(nodes)
+    assert wf["last_link_id"] == max((ln[0] for ln in wf["links"]), default=0)
+    for n in wf["nodes"]:
+        t = n["type"]
+        assert t in NODE_CLASS_MAPPINGS or t in CORE or t in FRONTEND_ONLY, f"node {n['id']}: unknown type {t}"
+        assert n.get("mode", 0) in (0, 2, 4)
+        if t in FRONTEND_ONLY:
+            continue
+        links, widgets, outputs = _definition(t)
+        assert len(n["widgets_values"]) == len(widgets), f"{path.stem} node {n['id']} ({t}): widget count"
+        for (name, kind, opts), value in zip(widgets, n["widgets_values"], strict=True):
+            if kind is not None:
+                _check_value(f"{path.stem} node {n['id']} {t}.{name}", kind, opts, value)
+        assert [(i["name"], i["type"]) for i in n["inputs"]] == links, f"node {n['id']} ({t}) inputs"
+        assert [(o["name"], o["type"]) for o in n["outputs"]] == outputs, f"node {n['id']} ({t}) outputs"
+        required = {name for name, _ in links} - set((NODE_CLASS_MAPPINGS[t].INPUT_TYPES().get("optional") or {}) if t in NODE_CLASS_MAPPINGS else ())
+        for inp in n["inputs"]:
+            if inp["name"] in required and n.get("mode", 0) == 0:
+                assert inp["link"] is not None, f"{path.stem} node {n['id']} ({t}): required input {inp['name']} unconnected"
+    for link_id, src, src_slot, dst, dst_slot, kind in wf["links"]:
+        assert src in nodes and dst in nodes, f"link {link_id}: unknown node"
+        out = nodes[src]["outputs"][src_slot]
+        inp = nodes[dst]["inputs"][dst_slot]
+        assert out["type"] == inp["type"] == kind, f"link {link_id}: {out['type']} -> {inp['type']} ({kind})"
+        assert link_id in out["links"] and inp["link"] == link_id, f"link {link_id} not recorded on both ends"
+
+
+def _by_type(wf: dict) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for n in wf["nodes"]:
+        out.setdefault(n["type"], []).append(n)
+    return out
+
+
+def _chain(wf: dict) -> list[str]:
+    """Node types along the links of our pack, from the first node."""
+    nodes = {n["id"]: n for n in wf["nodes"]}
+    nxt = {}
+    for _, src, _, dst, _, kind in wf["links"]:
+        if kind.startswith("LTXT_") and nodes[dst]["type"] != "LTXTrainer_PushToHub":
+            nxt[src] = dst
+    start = next(i for i in nxt if i not in nxt.values())
+    chain = [start]
+    while chain[-1] in nxt:
+        chain.append(nxt[chain[-1]])
+    return [nodes[i]["type"].removeprefix("LTXTrainer_") for i in chain]
+
+
+def test_full_pipeline_runs_offline_on_the_tiny_model(tmp_path):
+    from ltx_train_lib.buckets import parse_buckets
+    from ltx_train_lib.config import config_from_dict
+    from nodes import train
+
+    wf = load(ROOT / "workflows" / "ltx_trainer_full_pipeline.json")
+    assert _chain(wf) == ["LoadVideos", "SplitScenes", "QwenCaption", "PrecomputeLatents", "TrainLoRA", "ConvertComfy"]
+    nodes = _by_type(wf)
+    (push,) = nodes["LTXTrainer_PushToHub"]
+    assert push["mode"] == 2  # muted: the example never needs a network or a token
+    assert _api_values(nodes["LTXTrainer_QwenCaption"][0])["model"] == "tiny"
+    pre = _api_values(nodes["LTXTrainer_PrecomputeLatents"][0])
+    assert pre["model"] == "tiny" and parse_buckets(pre["resolution_buckets"])
+    values = _api_values(nodes["LTXTrainer_TrainLoRA"][0])
+    ds = T.PrecomputedSet(tmp_path, None, "tiny", ("96x64x17",), 1, "x")
+    cfg = config_from_dict(train.build_config(ds, values), "example workflow")
+    assert cfg.model.model_source == "tiny" and cfg.optimization.steps <= 100
+    assert cfg.acceleration.mixed_precision_mode == "no" and cfg.data.num_dataloader_workers == 0
+    assert cfg.validation.video_dims[0] * cfg.validation.video_dims[1] <= 128 * 128
+
+
+def test_training_from_a_dataset(tmp_path):
+    from ltx_train_lib.config import config_from_dict
+    from nodes import train
+
+    wf = load(ROOT / "workflows" / "ltx_trainer_from_dataset.json")
+    assert _chain(wf) == ["PrecomputeLatents", "TrainLoRA", "ConvertComfy"]
+    (pre,) = _by_type(wf)["LTXTrainer_PrecomputeLatents"]
+    assert _api_values(pre)["dataset"] and pre["inputs"][0]["link"] is None  # reads a folder, no upstream node
+    values = _api_values(_by_type(wf)["LTXTrainer_TrainLoRA"][0])
+    config_from_dict(train.build_config(T.PrecomputedSet(tmp_path, None, "tiny", (), 1, "x"), values))
+
+
+def test_train_then_generate_feeds_the_lora_model_to_the_sampler():
+    wf = load(ROOT / "workflows" / "ltx_trainer_train_then_generate.json")
+    nodes = {n["id"]: n for n in wf["nodes"]}
+    by = _by_type(wf)
+    (convert,) = by["LTXTrainer_ConvertComfy"]
+    (ckpt,) = by["CheckpointLoaderSimple"]
+    (sampler,) = by["KSampler"]
+    (clip,) = by["CLIPLoader"]
+    links = {ln[0]: ln for ln in wf["links"]}
+    model_in = next(i for i in convert["inputs"] if i["name"] == "model")
+    assert nodes[links[model_in["link"]][1]] is ckpt
+    sampler_model = next(i for i in sampler["inputs"] if i["name"] == "model")
+    assert nodes[links[sampler_model["link"]][1]] is convert
+    assert _api_values(clip)["type"] == "ltxv"
+    assert {"LTXVConditioning", "EmptyLTXVLatentVideo", "VAEDecode"} <= set(by)
+    # Train and generate with the same model: the named version is the checkpoint's weights.
+    assert _api_values(by["LTXTrainer_PrecomputeLatents"][0])["model"] == "LTXV_2B_0.9.5"
+    assert _api_values(ckpt)["ckpt_name"] == "ltx-video-2b-v0.9.5.safetensors"
+    assert _api_values(by["LTXTrainer_TrainLoRA"][0])["model"] == "(same as dataset)"
+
+
+def test_committed_json_is_what_the_generator_writes():
+    for name, build in GEN.WORKFLOWS.items():
+        committed = load(ROOT / "workflows" / f"{name}.json")
+        assert committed == json.loads(json.dumps(build().to_json())), f"{name}: run workflows/make_workflows.py"

@@ -1,0 +1,278 @@
+"""Write the example workflows (ComfyUI UI format, version 0.4) from the pack's own node definitions.
+
+    .venv/bin/python workflows/make_workflows.py        # rewrites workflows/*.json
+
+Widget values are laid out positionally over each node's widget inputs (INPUT_TYPES order, required then optional),
+exactly as the editor saves them, starting from the node's defaults; only the values an example needs are set
+here. Core ComfyUI nodes used by the generation example are described in CORE_NODES (their 0.3.64 definitions).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from nodes import NODE_CLASS_MAPPINGS  # noqa: E402
+
+WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
+SAMPLE_FOLDER = "ltx_trainer_sample"  # raw sample videos in ComfyUI's input folder (see docs/nodes.md)
+SAMPLE_DATASET = "ltx_trainer_sample_dataset"  # a captioned sample dataset in ComfyUI's input folder
+
+# Core nodes (ComfyUI 0.3.64): link inputs, widget names, outputs. Widget values are given in full below.
+CORE_NODES: dict[str, dict[str, Any]] = {
+    "CheckpointLoaderSimple": {"inputs": [], "widgets": ["ckpt_name"], "outputs": [("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")]},
+    "CLIPLoader": {"inputs": [], "widgets": ["clip_name", "type", "device"], "outputs": [("CLIP", "CLIP")]},
+    "CLIPTextEncode": {"inputs": [("clip", "CLIP")], "widgets": ["text"], "outputs": [("CONDITIONING", "CONDITIONING")]},
+    "LTXVConditioning": {
+        "inputs": [("positive", "CONDITIONING"), ("negative", "CONDITIONING")],
+        "widgets": ["frame_rate"],
+        "outputs": [("positive", "CONDITIONING"), ("negative", "CONDITIONING")],
+    },
+    "EmptyLTXVLatentVideo": {"inputs": [], "widgets": ["width", "height", "length", "batch_size"], "outputs": [("LATENT", "LATENT")]},
+    "KSampler": {
+        "inputs": [("model", "MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING"), ("latent_image", "LATENT")],
+        "widgets": ["seed", "control_after_generate", "steps", "cfg", "sampler_name", "scheduler", "denoise"],
+        "outputs": [("LATENT", "LATENT")],
+    },
+    "VAEDecode": {"inputs": [("samples", "LATENT"), ("vae", "VAE")], "widgets": [], "outputs": [("IMAGE", "IMAGE")]},
+    "SaveAnimatedWEBP": {
+        "inputs": [("images", "IMAGE")],
+        "widgets": ["filename_prefix", "fps", "lossless", "quality", "method"],
+        "outputs": [],
+    },
+    "MarkdownNote": {"inputs": [], "widgets": ["text"], "outputs": []},
+}
+
+
+def _spec(type_: str) -> tuple[list[tuple[str, str]], list[str], list[tuple[str, str]], dict[str, Any]]:
+    """(link inputs, widget names, outputs, widget defaults) of a node type."""
+    if type_ in CORE_NODES:
+        c = CORE_NODES[type_]
+        return c["inputs"], c["widgets"], c["outputs"], {}
+    cls = NODE_CLASS_MAPPINGS[type_]
+    spec = cls.INPUT_TYPES()
+    links, widgets, defaults = [], [], {}
+    for cat in ("required", "optional"):
+        for name, (kind, opts) in spec.get(cat, {}).items():
+            if isinstance(kind, list) or kind in WIDGET_TYPES:
+                widgets.append(name)
+                defaults[name] = opts.get("default", kind[0] if isinstance(kind, list) else None)
+            else:
+                links.append((name, kind))
+    outputs = list(zip(cls.RETURN_NAMES, cls.RETURN_TYPES, strict=True))
+    return links, widgets, outputs, defaults
+
+
+@dataclass
+class Node:
+    id: int
+    type: str
+    pos: tuple[int, int]
+    size: tuple[int, int]
+    values: dict[str, Any]
+    mode: int = 0
+    title: str | None = None
+    input_links: dict[str, int] = field(default_factory=dict)
+    output_links: dict[int, list[int]] = field(default_factory=dict)
+
+
+class Graph:
+    def __init__(self, graph_id: str) -> None:
+        self.graph_id = graph_id
+        self.nodes: list[Node] = []
+        self.links: list[list[Any]] = []
+
+    def add(self, type_: str, pos: tuple[int, int], size: tuple[int, int] = (360, 200), mode: int = 0,
+            title: str | None = None, **values: Any) -> Node:
+        _, widgets, _, _ = _spec(type_)
+        unknown = set(values) - set(widgets)
+        if unknown:
+            raise KeyError(f"{type_} has no widget(s) {sorted(unknown)}")
+        node = Node(len(self.nodes) + 1, type_, pos, size, values, mode, title)
+        self.nodes.append(node)
+        return node
+
+    def link(self, src: Node, out_slot: int, dst: Node, input_name: str) -> None:
+        _, _, outputs, _ = _spec(src.type)
+        links, _, _, _ = _spec(dst.type)
+        names = [n for n, _ in links]
+        kind = outputs[out_slot][1]
+        expected = dict(links)[input_name]
+        if kind != expected:
+            raise TypeError(f"{src.type}[{out_slot}] is {kind}, {dst.type}.{input_name} wants {expected}")
+        link_id = len(self.links) + 1
+        self.links.append([link_id, src.id, out_slot, dst.id, names.index(input_name), kind])
+        dst.input_links[input_name] = link_id
+        src.output_links.setdefault(out_slot, []).append(link_id)
+
+    def _order(self) -> dict[int, int]:
+        deps = {n.id: {ln[1] for ln in self.links if ln[3] == n.id} for n in self.nodes}
+        order: list[int] = []
+        while len(order) < len(self.nodes):
+            ready = sorted(i for i, d in deps.items() if i not in order and d <= set(order))
+            order.extend(ready)
+        return {node_id: i for i, node_id in enumerate(order)}
+
+    def to_json(self) -> dict[str, Any]:
+        order = self._order()
+        nodes = []
+        for n in self.nodes:
+            links, widgets, outputs, defaults = _spec(n.type)
+            missing = [w for w in widgets if w not in n.values and w not in defaults]
+            if missing:
+                raise KeyError(f"{n.type}: give values for {missing}")
+            entry: dict[str, Any] = {
+                "id": n.id,
+                "type": n.type,
+                "pos": list(n.pos),
+                "size": list(n.size),
+                "flags": {},
+                "order": order[n.id],
+                "mode": n.mode,
+                "inputs": [{"name": name, "type": kind, "link": n.input_links.get(name)} for name, kind in links],
+                "outputs": [
+                    {"name": name, "type": kind, "links": n.output_links.get(i, []), "slot_index": i}
+                    for i, (name, kind) in enumerate(outputs)
+                ],
+                "properties": {"Node name for S&R": n.type},
+                "widgets_values": [n.values.get(w, defaults.get(w)) for w in widgets],
+            }
+            if n.title:
+                entry["title"] = n.title
+            if n.type == "MarkdownNote":
+                del entry["inputs"], entry["outputs"]
+                entry["properties"] = {}
+            nodes.append(entry)
+        return {
+            "id": self.graph_id,
+            "revision": 0,
+            "last_node_id": len(self.nodes),
+            "last_link_id": len(self.links),
+            "nodes": nodes,
+            "links": self.links,
+            "groups": [],
+            "config": {},
+            "extra": {"ds": {"scale": 0.75, "offset": [40, 340]}},  # the note above the nodes in view
+            "version": 0.4,
+        }
+
+
+# Settings that make the examples run on the `tiny` model on a CPU in a few minutes.
+TINY_TRAIN = dict(
+    model="(same as dataset)", steps=40, learning_rate=1e-3, rank=4, alpha=4, batch_size=1,
+    scheduler_type="constant", mixed_precision_mode="no", compile_with_inductor=False, num_dataloader_workers=0,
+    validation_prompts="zxq a bright square moving over a dark background", validation_interval=20,
+    validation_inference_steps=4, validation_width=96, validation_height=64, validation_frames=17,
+    validation_guidance_scale=1.0, checkpoint_interval=10, keep_last_n=2,
+)
+TINY_PRECOMPUTE = dict(model="tiny", resolution_buckets="96x64x17", trigger_word="zxq", decode_videos=True)
+TINY_NOTE = (
+    "**Runs on the `tiny` model (random weights) on CPU in a few minutes** — it checks the pipeline, it does not "
+    "learn anything useful. For a real LoRA pick a real model in *Qwen Caption* and *Precompute Latents* (e.g. "
+    "`LTXV_2B_0.9.6_DEV` or a file from `models/checkpoints`), and set *Train LoRA*'s steps, rank and precision.\n\n"
+)
+
+
+def full_pipeline() -> Graph:
+    g = Graph("8b7f2c1e-0d3a-4c55-9a61-3f0c1a2b7d01")
+    g.add("MarkdownNote", (40, -260), (760, 220), text=TINY_NOTE + (
+        f"Put videos into `ComfyUI/input/{SAMPLE_FOLDER}/` first (sample clips: see the pack's docs/nodes.md). "
+        "*Push to Hub* is muted (Ctrl+M to enable); it reads the token from `HF_TOKEN` or `hf auth login`."))
+    load = g.add("LTXTrainer_LoadVideos", (40, 0), (340, 260), folder=SAMPLE_FOLDER, dataset_name="tiny_example")
+    split = g.add("LTXTrainer_SplitScenes", (420, 0), (340, 330), crf=23)
+    caption = g.add("LTXTrainer_QwenCaption", (800, 0), (380, 430), model="tiny", max_new_tokens=16, batch_size=2)
+    pre = g.add("LTXTrainer_PrecomputeLatents", (1220, 0), (380, 560), **TINY_PRECOMPUTE)
+    train = g.add("LTXTrainer_TrainLoRA", (1640, 0), (400, 1100), job_name="tiny example", **TINY_TRAIN)
+    convert = g.add("LTXTrainer_ConvertComfy", (2080, 0), (340, 200), lora_name="ltx_trainer_example_tiny", overwrite=True)
+    push = g.add("LTXTrainer_PushToHub", (2080, 260), (340, 220), mode=2, repo_id="your-name/ltxv-tiny-lora", private=True)
+    g.link(load, 0, split, "videos")
+    g.link(split, 0, caption, "videos")
+    g.link(caption, 0, pre, "captions")
+    g.link(pre, 0, train, "dataset")
+    g.link(train, 0, convert, "lora")
+    g.link(train, 0, push, "lora")
+    return g
+
+
+def from_dataset() -> Graph:
+    g = Graph("5d2e9f40-7c1b-4e8a-b3d2-6a9c0e4f1b02")
+    g.add("MarkdownNote", (40, -260), (760, 220), text=TINY_NOTE + (
+        f"*dataset* is a folder in `ComfyUI/input/` holding `captions.json` (`[{{\"caption\", \"media_path\"}}]`, "
+        f"paths relative to it) and the clips — here `{SAMPLE_DATASET}` (see docs/nodes.md). The cache goes to "
+        "`output/ltx_trainer/datasets/`, nothing is written into input/."))
+    pre = g.add("LTXTrainer_PrecomputeLatents", (40, 0), (380, 560), dataset=SAMPLE_DATASET, **TINY_PRECOMPUTE)
+    train = g.add("LTXTrainer_TrainLoRA", (460, 0), (400, 1100), job_name="tiny example (dataset)", **TINY_TRAIN)
+    convert = g.add("LTXTrainer_ConvertComfy", (900, 0), (340, 200), lora_name="ltx_trainer_example_tiny_dataset", overwrite=True)
+    g.link(pre, 0, train, "dataset")
+    g.link(train, 0, convert, "lora")
+    return g
+
+
+def train_then_generate() -> Graph:
+    g = Graph("c41a6e3b-2f8d-4b70-8e19-d5b7a0c3e903")
+    g.add("MarkdownNote", (40, -300), (820, 260), text=(
+        "**Train, then generate with the new LoRA through ComfyUI's own LTX-Video nodes.** Needs a real model: "
+        "`ltx-video-2b-v0.9.5.safetensors` in `models/checkpoints`, `t5xxl_fp16.safetensors` in "
+        "`models/text_encoders`, and a GPU. Train and generate with the same model (here the named version "
+        "`LTXV_2B_0.9.5`, the same weights as the checkpoint file).\n\n*Save LoRA for ComfyUI* writes the LoRA to "
+        "`models/loras` and applies it to the checkpoint's MODEL with ComfyUI's loader; it fails if any LoRA key "
+        f"patched nothing. *dataset*: a captioned folder in `ComfyUI/input/` (here `{SAMPLE_DATASET}`)."))
+    pre = g.add("LTXTrainer_PrecomputeLatents", (40, 0), (380, 560), dataset=SAMPLE_DATASET, model="LTXV_2B_0.9.5",
+                resolution_buckets="768x512x49", trigger_word="zxq", decode_videos=True)
+    train = g.add("LTXTrainer_TrainLoRA", (460, 0), (400, 1100), job_name="LTXV 2B LoRA", steps=1000, learning_rate=2e-4,
+                  rank=32, alpha=32, batch_size=1, validation_prompts="zxq a bright square moving over a dark background",
+                  validation_interval=250, validation_width=768, validation_height=512, validation_frames=49,
+                  validation_inference_steps=30, checkpoint_interval=250)
+    ckpt = g.add("CheckpointLoaderSimple", (900, 300), (340, 100), ckpt_name="ltx-video-2b-v0.9.5.safetensors")
+    clip = g.add("CLIPLoader", (900, 460), (340, 110), clip_name="t5xxl_fp16.safetensors", type="ltxv", device="default")
+    convert = g.add("LTXTrainer_ConvertComfy", (1280, 0), (340, 200), lora_name="ltxv_2b_zxq_lora", overwrite=False, strength=1.0)
+    pos = g.add("CLIPTextEncode", (1280, 300), (400, 160), title="Positive",
+                text="zxq a bright square moving over a dark background, smooth motion")
+    neg = g.add("CLIPTextEncode", (1280, 500), (400, 160), title="Negative",
+                text="worst quality, inconsistent motion, blurry, jittery, distorted")
+    cond = g.add("LTXVConditioning", (1720, 300), (300, 80), frame_rate=25.0)
+    latent = g.add("EmptyLTXVLatentVideo", (1720, 440), (300, 130), width=768, height=512, length=49, batch_size=1)
+    sampler = g.add("KSampler", (2060, 0), (320, 270), seed=42, control_after_generate="fixed", steps=30, cfg=3.0,
+                    sampler_name="euler", scheduler="simple", denoise=1.0)
+    decode = g.add("VAEDecode", (2420, 0), (200, 50))
+    save = g.add("SaveAnimatedWEBP", (2420, 120), (400, 400), filename_prefix="ltx_trainer/zxq", fps=24.0,
+                 lossless=False, quality=90, method="default")
+    g.link(pre, 0, train, "dataset")
+    g.link(train, 0, convert, "lora")
+    g.link(ckpt, 0, convert, "model")
+    g.link(clip, 0, pos, "clip")
+    g.link(clip, 0, neg, "clip")
+    g.link(pos, 0, cond, "positive")
+    g.link(neg, 0, cond, "negative")
+    g.link(convert, 0, sampler, "model")
+    g.link(cond, 0, sampler, "positive")
+    g.link(cond, 1, sampler, "negative")
+    g.link(latent, 0, sampler, "latent_image")
+    g.link(sampler, 0, decode, "samples")
+    g.link(ckpt, 2, decode, "vae")
+    g.link(decode, 0, save, "images")
+    return g
+
+
+WORKFLOWS = {
+    "ltx_trainer_full_pipeline": full_pipeline,
+    "ltx_trainer_from_dataset": from_dataset,
+    "ltx_trainer_train_then_generate": train_then_generate,
+}
+
+
+def main() -> None:
+    for name, build in WORKFLOWS.items():
+        path = HERE / f"{name}.json"
+        path.write_text(json.dumps(build().to_json(), indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
