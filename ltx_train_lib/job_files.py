@@ -156,7 +156,11 @@ def process_group_alive(pgid: Any, created: Any = None) -> bool | None:
         # 5 s slack: job.json's "created" may be written just after the spawn.
         if started is not None and started < created - 5:
             return False
-    return True
+    from ltx_train_lib.jobs import group_members
+
+    members = group_members(pgid)
+    # Zombies do not count: where init never reaps orphans (containers) a finished group would look alive forever.
+    return True if members is None else bool(members)
 
 
 def cancel_job(root: str | Path, job_id: str) -> bool:

@@ -550,6 +550,9 @@ def preprocess_dataset(
     load_text_encoder_in_8bit: bool = False,
     seed: int = 42,
     progress: ProgressFn | None = None,
+    text_encoder_path: str | None = None,
+    tokenizer_path: str | None = None,
+    vae_path: str | None = None,
 ) -> PreprocessResult:
     """Compute (or reuse) the text embeddings and VAE latents of every captioned media file.
 
@@ -572,6 +575,13 @@ def preprocess_dataset(
     if batch_size < 1:
         raise ConfigError(f"batch size {batch_size}: must be at least 1")
     vae_id, text_id = _model_ids(model_source, load_text_encoder_in_8bit)
+    # Component files from ComfyUI's model folders override the source's own (as model.*_path in the config).
+    overrides = {"text_encoder_path": text_encoder_path, "tokenizer_path": tokenizer_path, "vae_path": vae_path}
+    overrides = {k: str(Path(v).expanduser().resolve()) for k, v in overrides.items() if v}
+    if "vae_path" in overrides:
+        vae_id = f"path:{overrides['vae_path']}"
+    if "text_encoder_path" in overrides:
+        text_id = f"path:{overrides['text_encoder_path']}" + (":8bit" if load_text_encoder_in_8bit else "")
     captions_path = resolve_dataset_file(dataset_file)
     base_dir = Path(os.path.abspath(captions_path)).parent
     out = Path(output_dir).expanduser() if output_dir else base_dir / PRECOMPUTED_DIR
@@ -605,6 +615,7 @@ def preprocess_dataset(
             batch_size=batch_size,
             device=dev,
             load_in_8bit=load_text_encoder_in_8bit,
+            overrides=overrides,
             seed=seed,
             progress=progress,
             result=result,
@@ -641,6 +652,7 @@ class _Run:
     batch_size: int
     device: Any
     load_in_8bit: bool
+    overrides: dict[str, str]
     seed: int
     progress: ProgressFn | None
     result: PreprocessResult
@@ -910,7 +922,7 @@ class _Run:
         if not todo:
             return
         self.models_loaded = True
-        tokenizer, text_encoder = _load_text_encoder(self.model_source, self.device, self.load_in_8bit)
+        tokenizer, text_encoder = _load_text_encoder(self.model_source, self.device, self.load_in_8bit, self.overrides)
         try:
             logger.info("encoding %d caption(s) with the text encoder", len(todo))
             for start in range(0, len(todo), self.batch_size):
@@ -934,7 +946,7 @@ class _Run:
         if not todo:
             return
         self.models_loaded = True
-        vae = _load_vae(self.model_source, self.device, self.vae_tiling)
+        vae = _load_vae(self.model_source, self.device, self.vae_tiling, self.overrides)
         try:
             # Batches hold one bucket each (one tensor shape per VAE call).
             groups: dict[Bucket, list[_Sample]] = {}
@@ -1147,24 +1159,28 @@ def _save_tensor(obj: dict[str, Any], target: Path) -> None:
 # ---------------------------------------------------------------------------------------------------------- models
 
 
-def _load_text_encoder(model_source: str, device, load_in_8bit: bool):
+def _load_text_encoder(model_source: str, device, load_in_8bit: bool, overrides: dict[str, str] | None = None):
     import torch
 
     from ltx_train_lib.models.loader import load_components
 
+    overrides = overrides or {}
     if load_in_8bit:
-        return _load_text_encoder_8bit(model_source, device)
+        return _load_text_encoder_8bit(model_source, device, overrides)
     # bf16 on GPU as the reference; on CPU the tiny model runs in fp32, real T5-XXL in bf16 (half the memory).
     from ltx_train_lib.models.registry import resolve_source
 
     tiny = resolve_source(model_source).kind == "tiny"
     dtype = torch.bfloat16 if device.type == "cuda" or not tiny else torch.float32
-    comps = load_components(model_source, components=("text_encoder", "tokenizer"), text_encoder_dtype=dtype)
+    comps = load_components(
+        model_source, components=("text_encoder", "tokenizer"), text_encoder_dtype=dtype,
+        text_encoder_path=overrides.get("text_encoder_path"), tokenizer_path=overrides.get("tokenizer_path"),
+    )
     text_encoder = comps.text_encoder.to(device).eval()
     return comps.tokenizer, text_encoder
 
 
-def _load_text_encoder_8bit(model_source: str, device):
+def _load_text_encoder_8bit(model_source: str, device, overrides: dict[str, str] | None = None):
     """T5 quantised to int8 with bitsandbytes (CUDA only), from the same place load_components would read it."""
     if device.type != "cuda":
         raise ConfigError("--load-text-encoder-in-8bit needs a CUDA GPU (bitsandbytes); drop the flag on CPU")
@@ -1188,6 +1204,9 @@ def _load_text_encoder_8bit(model_source: str, device):
         where = source.location
     else:
         where = HF_MAIN_REPO
+    overrides = overrides or {}
+    if overrides.get("text_encoder_path"):
+        where = overrides["text_encoder_path"]  # a folder; 8-bit loading of a single T5 file is not supported
     try:
         text_encoder = T5EncoderModel.from_pretrained(
             where,
@@ -1198,18 +1217,19 @@ def _load_text_encoder_8bit(model_source: str, device):
         )
     except Exception as exc:  # noqa: BLE001 - transformers raises many types
         raise ModelLoadError(f"could not load the text encoder in 8-bit from '{where}': {exc}") from exc
-    tokenizer = load_components(model_source, components=("tokenizer",)).tokenizer
+    tokenizer = load_components(model_source, components=("tokenizer",), tokenizer_path=overrides.get("tokenizer_path")).tokenizer
     return tokenizer, text_encoder.eval()
 
 
-def _load_vae(model_source: str, device, tiling: bool):
+def _load_vae(model_source: str, device, tiling: bool, overrides: dict[str, str] | None = None):
     import torch
 
     from ltx_train_lib.models.loader import load_components
 
     # bf16 on GPU as the reference; fp32 on CPU, where bf16 3-D convolutions are slow.
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    vae = load_components(model_source, components=("vae",), vae_dtype=dtype).vae.to(device).eval()
+    vae_path = (overrides or {}).get("vae_path")
+    vae = load_components(model_source, components=("vae",), vae_dtype=dtype, vae_path=vae_path).vae.to(device).eval()
     if tiling:
         vae.enable_tiling()
     return vae

@@ -10,7 +10,15 @@ from typing import Any
 from . import comfy
 from . import types as T
 from .dataset import datasets_dir, folder_signature, slug
-from .schema_widgets import model_path_widget, model_widget, param_widget, resolve_model
+from .schema_widgets import (
+    FROM_MODEL,
+    component_widget,
+    model_path_widget,
+    model_widget,
+    param_widget,
+    resolve_component,
+    resolve_model,
+)
 
 DEVICES = ("auto", "cuda", "cpu")
 MAX_PREVIEWS = 8
@@ -139,6 +147,10 @@ class PrecomputeLatents:
             },
             "optional": {
                 "captions": (T.CAPTIONS, {"tooltip": "Captions from Qwen Caption; replaces 'dataset' when connected."}),
+                "text_encoder": component_widget(
+                    "text_encoders", "T5 text encoder: a file in models/text_encoders, or the one of the model."
+                ),
+                "vae": component_widget("vae", "VAE: a file or folder in models/vae, or the one of the model."),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
@@ -175,6 +187,8 @@ class PrecomputeLatents:
         dataset_name: str,
         captions: T.CaptionSet | None = None,
         unique_id: str | None = None,
+        text_encoder: str = FROM_MODEL,
+        vae: str = FROM_MODEL,
     ):
         from ltx_train_lib.buckets import parse_buckets
         from ltx_train_lib.errors import DatasetError
@@ -218,6 +232,8 @@ class PrecomputeLatents:
                 load_text_encoder_in_8bit=load_text_encoder_in_8bit,
                 seed=precompute_seed,
                 progress=progress,
+                text_encoder_path=resolve_component("text_encoders", text_encoder, "PrecomputeLatents.text_encoder"),
+                vae_path=resolve_component("vae", vae, "PrecomputeLatents.vae"),
             )
         finally:
             comfy.free_memory()

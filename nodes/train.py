@@ -174,6 +174,15 @@ def step_text(ev: dict[str, Any]) -> str:
     return f"step {ev.get('step')}/{ev.get('total')}  loss {loss_text}  ETA {format_eta(ev.get('eta_s'))}"
 
 
+
+def monitor_node_key(extra_pnginfo: Any, unique_id: str | None) -> str | None:
+    """``"<workflow id>:<node id>"`` when the prompt carries its workflow (queued from the editor), else the node id."""
+    workflow = extra_pnginfo.get("workflow") if isinstance(extra_pnginfo, dict) else None
+    workflow_id = workflow.get("id") if isinstance(workflow, dict) else None
+    if unique_id is None:
+        return None
+    return f"{workflow_id}:{unique_id}" if isinstance(workflow_id, str) and workflow_id else str(unique_id)
+
 class TrainingStopped(Exception):
     """The job was stopped from outside this node (the monitor's Cancel button or a signal)."""
 
@@ -232,14 +241,18 @@ class TrainLoRA:
                 "'optimization:\\n  scheduler_params: {power: 2}'.",
             },
         )
-        return {"required": required, "hidden": {"unique_id": "UNIQUE_ID"}}
+        return {"required": required, "hidden": {"unique_id": "UNIQUE_ID", "extra_pnginfo": "EXTRA_PNGINFO"}}
 
-    async def train(self, dataset: T.PrecomputedSet, unique_id: str | None = None, **values: Any):
+    async def train(
+        self, dataset: T.PrecomputedSet, unique_id: str | None = None, extra_pnginfo: Any = None, **values: Any
+    ):
         from ltx_train_lib import jobs
         from ltx_train_lib.config import config_from_dict
 
         cfg = config_from_dict(build_config(dataset, values), "TrainLoRA inputs")
         assert cfg.lora is not None
+        # Node ids repeat across workflows: the monitor keys a job by "<workflow id>:<node id>" (see web/).
+        node_key = monitor_node_key(extra_pnginfo, unique_id)
         name = values.get("job_name", "").strip() or f"{dataset.name} r{cfg.lora.rank} {cfg.optimization.steps} steps"
         env = {jobs.TRIGGER_WORD_ENV: dataset.trigger_word} if dataset.trigger_word else {}
         num_processes = int(values.get("num_processes", 1))
@@ -253,7 +266,7 @@ class TrainLoRA:
             num_processes=num_processes,
             env=env,
             identity=dataset.fingerprint,
-            node_id=unique_id,
+            node_id=node_key,
         )
         comfy.send_event(JOBS_EVENT, {})
         if job.status == "done":
@@ -261,10 +274,10 @@ class TrainLoRA:
             total = (job.result or {}).get("total") or cfg.optimization.steps
             comfy.Progress(total, unique_id).update(total)
         else:
-            await self._follow(job, cfg.optimization.steps, unique_id)
+            await self._follow(job, cfg.optimization.steps, unique_id, node_key)
         return self._output(job, cfg, dataset, unique_id)
 
-    async def _follow(self, job: Any, total: int, unique_id: str | None) -> None:
+    async def _follow(self, job: Any, total: int, unique_id: str | None, node_key: str | None = None) -> None:
         bar = comfy.Progress(total, unique_id, "training")
         seen = 0
         try:
@@ -272,7 +285,7 @@ class TrainLoRA:
                 job.poll_events()
                 status = job.poll()  # after the child ends this also drains its last events
                 for ev in job.events[seen:]:
-                    self._on_event(job, ev, bar, unique_id)
+                    self._on_event(job, ev, bar, unique_id, node_key)
                 seen = len(job.events)
                 if status != "running":
                     break
@@ -280,7 +293,7 @@ class TrainLoRA:
                     comfy.progress_text("cancelling: waiting for the trainer's checkpoint...", unique_id)
                     await asyncio.to_thread(job.cancel, CANCEL_TIMEOUT_S)
                     for ev in job.events[seen:]:
-                        self._on_event(job, ev, bar, unique_id)
+                        self._on_event(job, ev, bar, unique_id, node_key)
                     seen = len(job.events)
                     comfy.send_event(JOBS_EVENT, {})
                     comfy.throw_if_interrupted()
@@ -303,9 +316,11 @@ class TrainLoRA:
             )
         job.raise_for_status()
 
-    def _on_event(self, job: Any, ev: dict[str, Any], bar: comfy.Progress, unique_id: str | None) -> None:
+    def _on_event(
+        self, job: Any, ev: dict[str, Any], bar: comfy.Progress, unique_id: str | None, node_key: str | None = None
+    ) -> None:
         kind = ev.get("event")
-        comfy.send_event(EVENT, {"job_id": job.id, "node_id": unique_id, "event": ev})
+        comfy.send_event(EVENT, {"job_id": job.id, "node_id": node_key or unique_id, "event": ev})
         if kind == "started":
             bar.update(ev.get("step") or 0, ev.get("total"))
             resumed = f", resumed at step {ev.get('step')}" if ev.get("resumed_from") else ""
@@ -353,6 +368,7 @@ class TrainLoRA:
             f"job folder: {job.dir}",
         ]
         ui = {**comfy.ui_videos([comfy.preview_entry(p) for p in record.samples]), **comfy.ui_text(text, unique_id)}
+        ui["ltx_job"] = [job.id]  # the monitor widget binds this node to its job even across reloads
         loss_map = {"loss": [losses[s] for s in sorted(losses)]}
         return {"ui": ui, "result": (record, loss_map)}
 

@@ -386,3 +386,23 @@ def test_cancel_refuses_finished_jobs_and_our_own_group(tmp_path, sleeper):
         jf.cancel_job(root, "self")
     with pytest.raises(jf.UnsafeJobPathError):
         jf.cancel_job(root, "..")
+
+
+@posix_only
+def test_a_zombie_group_is_not_alive() -> None:
+    """A child that exited but was never reaped (as under a container init that reaps nothing) is not running."""
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        stat = Path(f"/proc/{child.pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            break
+        time.sleep(0.05)
+    try:
+        assert jf.process_group_alive(child.pid) is False
+    finally:
+        child.wait()

@@ -588,3 +588,12 @@ def test_push_to_hub_without_token_says_how_to_log_in(lora_output, monkeypatch, 
         node("PushToHub")().push(rec, REPO_ID, False, "", "http://127.0.0.1:9", False)
     with pytest.raises(HubError, match="repo_id: empty"):
         node("PushToHub")().push(rec, "  ", False, "", "", False)
+
+
+def test_monitor_node_key_scopes_node_ids_by_workflow():
+    from nodes.train import monitor_node_key
+
+    assert monitor_node_key({"workflow": {"id": "wf-1", "nodes": []}}, "3") == "wf-1:3"
+    assert monitor_node_key({"workflow": {"nodes": []}}, "3") == "3"  # API prompts carry no workflow id
+    assert monitor_node_key(None, "3") == "3"
+    assert monitor_node_key({"workflow": {"id": "wf-1"}}, None) is None

@@ -465,3 +465,22 @@ def test_module_import_is_light():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert run.returncode == 0 and run.stdout.strip() == "False"
     assert precompute.PRECOMPUTED_DIR == ".precomputed"
+
+
+def test_component_paths_override_the_model_source(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """ComfyUI keeps the VAE and T5 as separate files/folders: they can be given apart from the model source."""
+    from ltx_train_lib.errors import ModelLoadError
+    from ltx_train_lib.synthetic import make_scene_video
+
+    make_scene_video(tmp_path / "a.mp4", cuts=(), num_frames=12, fps=12, size=(64, 64))
+    (tmp_path / "captions.json").write_text('[{"caption": "a red square", "media_path": "a.mp4"}]')
+    result = preprocess_dataset(
+        tmp_path / "captions.json", "64x64x9", model_source="tiny",
+        vae_path=str(tiny_model_dir / "vae"), text_encoder_path=str(tiny_model_dir / "text_encoder"),
+        tokenizer_path=str(tiny_model_dir / "tokenizer"),
+    )
+    assert result.ok and len(result.processed) == 1
+    manifest = (tmp_path / ".precomputed" / ".manifest.json").read_text()
+    assert str(tiny_model_dir / "vae") in manifest
+    with pytest.raises(ModelLoadError, match="vae_path: '.*missing' does not exist"):
+        preprocess_dataset(tmp_path / "captions.json", "64x64x9", model_source="tiny", vae_path=str(tmp_path / "missing"))

@@ -329,3 +329,20 @@ def test_int8_quantized_base_trains_a_lora(tmp_path: Path, precomputed_dataset: 
     assert type(block.attn1.to_q.base_layer).__name__ == "QLinear"
     assert type(trainer.unwrapped.proj_in).__name__ == "Linear"  # excluded, as in the reference
     assert result.status == "done" and (tmp_path / "o" / "lora_weights_comfy.safetensors").is_file()
+
+
+def test_stop_requested_while_loading_ends_cancelled_without_training(tmp_path: Path, precomputed_dataset: Path, tiny_model_dir: Path) -> None:
+    trainer = Trainer(config_from_dict(tiny_config_dict(precomputed_dataset, tmp_path / "o")))
+    original = trainer._check_inputs
+
+    def check_then_signal():
+        result = original()
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while models load, before the first step
+        return result
+
+    trainer._check_inputs = check_then_signal
+    result = trainer.train()
+    assert result.status == "cancelled" and result.step == 0
+    events = read_events(tmp_path / "o" / "events.jsonl")
+    assert [e["event"] for e in events] == ["started", "cancelled"] and events[-1]["reason"] == "SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored for the host process

@@ -512,7 +512,7 @@ class NodeMonitor {
 
   update() {
     // node.id is only final once the node is in the graph (and after a workflow load); the 1 s ticker re-renders
-    const jobId = store.jobForNode(this.node.id);
+    const jobId = jobForNodeObject(this.node);
     const m = jobId ? store.monitor(jobId) : null;
     if (jobId && !m && this.requested !== jobId) {
       this.requested = jobId;
@@ -564,8 +564,19 @@ class NodeMonitor {
 
 const nodeMonitors = new Set();
 
+// Node ids repeat across workflows, so TrainLoRA keys its job by "<workflow id>:<node id>"; a bare node id is only
+// a fallback for jobs started from prompts without a workflow (API calls).
+function nodeKey(node) {
+  const wf = app.graph?.id;
+  return wf ? `${wf}:${node.id}` : String(node.id);
+}
+
+function jobForNodeObject(node) {
+  return store.jobForNode(nodeKey(node)) ?? store.jobForNode(String(node.id));
+}
+
 function monitorFor(node) {
-  const jobId = store.jobForNode(node.id);
+  const jobId = jobForNodeObject(node);
   return jobId ? store.monitor(jobId) : null;
 }
 
@@ -622,6 +633,16 @@ app.registerExtension({
     nodeType.prototype.onNodeCreated = function () {
       const r = created?.apply(this, arguments);
       this.ltxMonitor = new NodeMonitor(this);
+      return r;
+    };
+    const executed = nodeType.prototype.onExecuted;
+    nodeType.prototype.onExecuted = function (message) {
+      const r = executed?.apply(this, arguments);
+      const jobId = message?.ltx_job?.[0];
+      if (typeof jobId === "string") {
+        store.nodeJobs.set(nodeKey(this), jobId);
+        this.ltxMonitor?.update();
+      }
       return r;
     };
     const removed = nodeType.prototype.onRemoved;

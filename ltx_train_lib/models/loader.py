@@ -131,9 +131,8 @@ def _load_from_pretrained(repo_or_dir: str, what: str, dtype):
         if what != "tokenizer" and dtype is not None:
             kwargs["dtype"] = dtype
         if Path(repo_or_dir).is_dir():
-            sub = Path(repo_or_dir) / what
-            if not sub.is_dir() and (Path(repo_or_dir) / "config.json").is_file():
-                kwargs.pop("subfolder")  # a bare component folder
+            if not (Path(repo_or_dir) / what).is_dir():
+                kwargs.pop("subfolder")  # a bare component folder (e.g. ComfyUI models/vae/<name>/)
             kwargs["local_files_only"] = True
         return cls.from_pretrained(repo_or_dir, **kwargs)
     except Exception as exc:  # noqa: BLE001 - diffusers/transformers raise many types

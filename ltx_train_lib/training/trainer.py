@@ -405,9 +405,21 @@ class Trainer:
 
     # ------------------------------------------------------------------ main
     def train(self) -> TrainResult:
+        self.stop.install()  # from the start: a Cancel during model loading must not be lost
+        try:
+            return self._setup_and_train()
+        finally:
+            self.stop.uninstall()
+            if getattr(self, "tb", None) is not None:
+                self.tb.close()
+            if getattr(self, "wandb_run", None) is not None:
+                self.wandb_run.finish()
+
+    def _setup_and_train(self) -> TrainResult:
         from accelerate import Accelerator
 
         cfg = self.cfg
+        # Bad input is reported before anything is written (not even an events file).
         dataset = self._check_inputs()
         if int(os.environ.get("WORLD_SIZE", "1")) == 1:
             # In-process reuse (tests, notebooks): start from a clean accelerate state each run.
@@ -429,12 +441,6 @@ class Trainer:
         except Exception as exc:
             self._emit("error", message=str(exc) or type(exc).__name__, step=getattr(self, "step", 0))
             raise
-        finally:
-            self.stop.uninstall()
-            if getattr(self, "tb", None) is not None:
-                self.tb.close()
-            if getattr(self, "wandb_run", None) is not None:
-                self.wandb_run.finish()
 
     def _train(self, dataset: PrecomputedDataset) -> TrainResult:
         from ltx_train_lib.models.loader import load_components
@@ -493,7 +499,6 @@ class Trainer:
                     project=cfg.wandb.project, entity=cfg.wandb.entity, tags=cfg.wandb.tags, name=self.output_dir.name,
                     config=cfg.model_dump(mode="json"), resume="allow", id=f"{self.output_dir.name}-{self.fingerprint}",
                 )
-        self.stop.install()
         total = opt.steps
         self._emit(
             "started",
@@ -509,6 +514,10 @@ class Trainer:
         )
         if self.step >= total:
             return self._finish(dataset, resumed_only=True)
+        if self._should_stop():  # cancelled while loading: nothing new to save
+            latest = ckpt.latest_state_checkpoint(self.output_dir)
+            self._emit("cancelled", step=self.step, checkpoint=str(latest.path) if latest else None, reason=self.stop.reason)
+            return TrainResult("cancelled", self.step, losses=self.losses)
         if resumed_from is None and not cfg.validation.skip_initial_validation:
             self._validate(0)
 
