@@ -128,7 +128,7 @@ const CSS = `
 .ltxm-stats { display: grid; grid-template-columns: repeat(auto-fill, minmax(96px, 1fr)); gap: 6px 10px; margin: 0; }
 .ltxm-stats div { min-width: 0; }
 .ltxm-stats dt { opacity: .65; font-size: 11px; }
-.ltxm-stats dd { margin: 0; font-variant-numeric: tabular-nums; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.ltxm-stats dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
 .ltxm-chart { width: 100%; height: 180px; display: block; }
 .ltxm-legend { display: flex; gap: 12px; font-size: 11px; opacity: .8; }
 .ltxm-legend span::before { content: ""; display: inline-block; width: 14px; height: 2px; margin-right: 4px;
@@ -397,11 +397,15 @@ class MonitorPanel {
         links.push(h("a", { href: url(fileRoute(jobId, rel)), download: rel.split("/").pop(), text: name, title: rel }));
       }
     }
-    const log = m.error?.log || job?.log;
+    const log = m.error?.log || m.files?.log || job?.log;
     if (typeof log === "string" && log && !log.startsWith("/") && !/^[A-Za-z]:/.test(log)) {
       links.push(h("a", { href: url(fileRoute(jobId, log)), target: "_blank", text: "log" }));
     }
-    links.push(h("a", { href: url(fileRoute(jobId, "training_config.yaml")), target: "_blank", text: "config" }));
+    // a finished run usually reports its config among the outputs already: one link per file
+    const config = url(fileRoute(jobId, m.files?.config || "training_config.yaml"));
+    if (!links.some((a) => a.getAttribute("href") === config)) {
+      links.push(h("a", { href: config, target: "_blank", text: "config" }));
+    }
     const key = links.map((a) => `${a.textContent}=${a.getAttribute("href")}`).join("|");
     if (this.d.linksKey !== key) {
       this.d.links.replaceChildren(...links);

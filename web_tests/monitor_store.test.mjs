@@ -31,7 +31,8 @@ function fakeServer({ events = EVENTS.slice(0, 8), status = "running" } = {}) {
       if (path === "/ltx_trainer/jobs/j1") {
         return {
           job: srv.summary(),
-          state: { status: srv.status, error: null, job_dir: "/jobs/j1", output_dir: "/jobs/j1", now: 5000 },
+          state: { status: srv.status, error: null, job_dir: "/jobs/j1", output_dir: "/jobs/j1", now: 5000,
+                   log: "train.log", config: "training_config.yaml" },
           events: [...srv.events],
           next: srv.events.length,
         };
@@ -267,4 +268,12 @@ test("a poll carries the server's status: a trainer that vanished turns failed",
   assert.equal(store.monitor("j1").status, "failed");
   assert.match(store.monitor("j1").error.message, /ended without reporting/);
   assert.equal(store.jobs()[0].status, "failed");
+});
+
+test("a loaded job keeps the log and config files the job route names (the panel links them)", async () => {
+  const srv = fakeServer();
+  const { store } = makeStore(srv);
+  await store.refreshList();
+  await flush();
+  assert.deepEqual(store.monitor("j1").files, { log: "train.log", config: "training_config.yaml" });
 });

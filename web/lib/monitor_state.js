@@ -223,6 +223,7 @@ export class JobMonitor {
     this.events = [];
     this.seen = new Set();
     this.serverStatus = null; // {status, error, atEvent}: what the server derived (it can see the process)
+    this.files = { log: null, config: null }; // job-relative log and config files (from the job route's state)
     this.#reset();
   }
 

@@ -119,6 +119,7 @@ export class MonitorStore {
         const m = this.#ensureMonitor(jobId);
         const st = body.state || {};
         m.setDirs(st.job_dir || null, st.output_dir || null);
+        m.files = { log: typeof st.log === "string" ? st.log : null, config: typeof st.config === "string" ? st.config : null };
         m.addMany(body.events || []);
         m.setServerStatus(st.status, st.error || null);
         if (typeof st.now === "number") this.clockOffsetSec = st.now - this.nowMs() / 1000;
