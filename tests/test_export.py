@@ -23,19 +23,10 @@ from safetensors.torch import load_file, save_file
 from ltx_train_lib import export
 from ltx_train_lib.cli.convert import main as convert_main
 from ltx_train_lib.errors import ConversionError
+from ltx_train_lib.models.tiny import TRANSFORMER_CONFIG
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = dict(
-    in_channels=8,
-    out_channels=8,
-    patch_size=1,
-    patch_size_t=1,
-    num_attention_heads=4,
-    attention_head_dim=8,
-    cross_attention_dim=32,
-    num_layers=2,
-    caption_channels=32,
-)
+TINY = TRANSFORMER_CONFIG  # the tiny model's transformer architecture
 TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2", "proj_in", "time_embed.linear"]
 RANK, ALPHA = 4, 8
 

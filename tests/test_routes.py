@@ -20,29 +20,13 @@ from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 
 from ltx_train_lib.events import EventWriter  # noqa: E402
 from nodes import routes  # noqa: E402
+from tests.test_job_files import make_job as make_job_folder  # noqa: E402
 
 SECRET = "top-secret-content"
 
 
 def make_job(root: Path, job_id: str, status: str = "running", pgid: int | None = None, events=()) -> Path:
-    folder = root / job_id
-    folder.mkdir(parents=True)
-    meta = {
-        "id": job_id,
-        "name": f"LoRA {job_id}",
-        "created": time.time() - 5,
-        "status": status,
-        "pgid": pgid,
-        "output_dir": str(folder),
-        "config": "training_config.yaml",
-        "log": "train.log",
-    }
-    (folder / "job.json").write_text(json.dumps(meta))
-    writer = EventWriter(folder / "events.jsonl")
-    for ev in events:
-        ev = dict(ev)
-        writer.emit(ev.pop("event"), **ev)
-    return folder
+    return make_job_folder(root, job_id, status, pgid, events, name=f"LoRA {job_id}", created=time.time() - 5)
 
 
 @pytest.fixture

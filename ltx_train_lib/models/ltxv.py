@@ -62,11 +62,9 @@ def denormalize_latents(latents: torch.Tensor, vae) -> torch.Tensor:
     return latents * std / vae.config.scaling_factor + mean
 
 
-def rope_interpolation_scale(vae, fps: float) -> tuple[float, float, float]:
-    """The (t, h, w) RoPE scale the transformer expects for a video at ``fps``."""
-    t = getattr(vae, "temporal_compression_ratio", TEMPORAL_COMPRESSION)
-    s = getattr(vae, "spatial_compression_ratio", SPATIAL_COMPRESSION)
-    return (t / fps, s, s)
+def rope_interpolation_scale(fps: float) -> tuple[float, float, float]:
+    """The (t, h, w) RoPE scale the transformer expects for a video at ``fps`` (every LTX-Video VAE is 8x/32x)."""
+    return (TEMPORAL_COMPRESSION / fps, SPATIAL_COMPRESSION, SPATIAL_COMPRESSION)
 
 
 def shift_for_tokens(num_tokens: int, min_tokens: int = 1024, max_tokens: int = 4096, min_shift: float = 0.95, max_shift: float = 2.05) -> float:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ltx_train_lib.errors import DatasetError
-from ltx_train_lib.models.ltxv import SPATIAL_COMPRESSION, TEMPORAL_COMPRESSION
+from ltx_train_lib.models.ltxv import SPATIAL_COMPRESSION, TEMPORAL_COMPRESSION, rope_interpolation_scale
 from ltx_train_lib.training.sigmas import sample_sigmas
 
 if TYPE_CHECKING:
@@ -23,6 +23,52 @@ class LossOutput:
     conditioned: torch.Tensor  # [B] bool: first frame fed clean
 
 
+@dataclass
+class _Noised:
+    """One batch noised for flow matching: the model input, its per-token timesteps and the velocity target."""
+
+    x_t: torch.Tensor  # [B, L, C]
+    timesteps: torch.Tensor  # [B, L]: sigma * 1000, 0 on conditioning tokens
+    target: torch.Tensor  # [B, L, C]: noise - x0
+    cond_mask: torch.Tensor  # [B, L] bool: tokens fed clean (first frame), excluded from the loss
+    sigmas: torch.Tensor
+    conditioned: torch.Tensor
+
+
+def _noise_batch(x0: torch.Tensor, num_frames: int, tokens_per_frame: int, generator: torch.Generator,
+                 sampling_mode: str, sampling_params: dict, first_frame_p: float) -> _Noised:
+    """x_t = (1 - sigma) x0 + sigma * noise, with per-sample first-frame conditioning.
+
+    All random draws (sigmas, noise, first-frame coin flips, in that order) come from ``generator``, which is per rank
+    and saved in checkpoints, so a resumed run draws exactly what the uninterrupted run would have drawn.
+    """
+    b, seq_len, _ = x0.shape
+    sigmas = sample_sigmas(sampling_mode, sampling_params, b, seq_len, generator)
+    noise = torch.randn(x0.shape, generator=generator)
+    # First-frame (image-to-video) conditioning, drawn per sample: the first latent frame is fed clean with
+    # timestep 0 and excluded from the loss. Single-frame samples (images) are never conditioned.
+    coin = torch.rand(b, generator=generator) < first_frame_p
+    conditioned = coin & (num_frames > 1)
+    cond_mask = torch.zeros(b, seq_len, dtype=torch.bool)
+    cond_mask[conditioned, :tokens_per_frame] = True
+    s = sigmas.view(b, 1, 1)
+    return _Noised(
+        x_t=torch.where(cond_mask[..., None], x0, (1 - s) * x0 + s * noise),
+        timesteps=torch.where(cond_mask, torch.zeros(()), sigmas[:, None].expand(b, seq_len) * 1000.0),
+        target=noise - x0,
+        cond_mask=cond_mask,
+        sigmas=sigmas,
+        conditioned=conditioned,
+    )
+
+
+def _masked_mse(pred: torch.Tensor, noised: _Noised) -> torch.Tensor:
+    """MSE over the tokens that are not conditioning, averaged over the whole batch (as the reference)."""
+    loss_mask = (~noised.cond_mask).to(pred.device).float()[..., None]
+    sq = (pred.float() - noised.target.to(pred.device)) ** 2
+    return (sq * loss_mask).sum() / (loss_mask.sum() * sq.shape[-1]).clamp(min=1.0)
+
+
 def flow_matching_loss(
     model: torch.nn.Module,
     batch: dict,
@@ -34,45 +80,22 @@ def flow_matching_loss(
     device: torch.device,
     model_dtype: torch.dtype,
 ) -> LossOutput:
-    """x_t = (1 - sigma) x0 + sigma * noise; the model predicts the velocity noise - x0.
-
-    All random draws (sigmas, noise, first-frame coin flips) come from ``generator``, which is per rank and saved in
-    checkpoints, so a resumed run draws exactly what the uninterrupted run would have drawn.
-    """
+    """The standard objective: the model predicts the velocity noise - x0 of the noised latents."""
     x0 = batch["latents"].float()  # [B, L, C]
-    b, seq_len, _ = x0.shape
     f, h, w = batch["num_frames"], batch["height"], batch["width"]
-
-    sigmas = sample_sigmas(sampling_mode, sampling_params, b, seq_len, generator)
-    noise = torch.randn(x0.shape, generator=generator)
-    # First-frame (image-to-video) conditioning, drawn per sample: the first latent frame is fed clean with
-    # timestep 0 and excluded from the loss. Single-frame samples (images) are never conditioned.
-    coin = torch.rand(b, generator=generator) < first_frame_p
-    conditioned = coin & (f > 1)
-    cond_mask = torch.zeros(b, seq_len, dtype=torch.bool)
-    cond_mask[conditioned, : h * w] = True
-
-    s = sigmas.view(b, 1, 1)
-    x_t = torch.where(cond_mask[..., None], x0, (1 - s) * x0 + s * noise)
-    timesteps = torch.where(cond_mask, torch.zeros(()), sigmas[:, None].expand(b, seq_len) * 1000.0)
-    target = noise - x0
-
-    fps = float(batch["fps"])
+    noised = _noise_batch(x0, f, h * w, generator, sampling_mode, sampling_params, first_frame_p)
     pred = model(
-        hidden_states=x_t.to(device, model_dtype),
+        hidden_states=noised.x_t.to(device, model_dtype),
         encoder_hidden_states=batch["prompt_embeds"].to(device, model_dtype),
-        timestep=timesteps.to(device),
+        timestep=noised.timesteps.to(device),
         encoder_attention_mask=batch["prompt_attention_mask"].to(device).to(model_dtype),
         num_frames=f,
         height=h,
         width=w,
-        rope_interpolation_scale=(TEMPORAL_COMPRESSION / fps, SPATIAL_COMPRESSION, SPATIAL_COMPRESSION),
+        rope_interpolation_scale=rope_interpolation_scale(float(batch["fps"])),
         return_dict=False,
     )[0]
-    loss_mask = (~cond_mask).to(device).float()[..., None]
-    sq = (pred.float() - target.to(device)) ** 2
-    loss = (sq * loss_mask).sum() / (loss_mask.sum() * sq.shape[-1]).clamp(min=1.0)
-    return LossOutput(loss=loss, sigmas=sigmas, conditioned=conditioned)
+    return LossOutput(loss=_masked_mse(pred, noised), sigmas=noised.sigmas, conditioned=noised.conditioned)
 
 
 # --------------------------------------------------------------------------------------------- IC-LoRA (reference)
@@ -123,38 +146,23 @@ def reference_video_loss(
         )
     b, seq_len, _ = x0.shape
     f, h, w = batch["num_frames"], batch["height"], batch["width"]
-
-    sigmas = sample_sigmas(sampling_mode, sampling_params, b, seq_len, generator)
-    noise = torch.randn(x0.shape, generator=generator)
-    coin = torch.rand(b, generator=generator) < first_frame_p
-    conditioned = coin & (f > 1)
-    cond_mask = torch.zeros(b, seq_len, dtype=torch.bool)
-    cond_mask[conditioned, : h * w] = True
-
-    s = sigmas.view(b, 1, 1)
-    x_t = torch.where(cond_mask[..., None], x0, (1 - s) * x0 + s * noise)
-    target_timesteps = torch.where(cond_mask, torch.zeros(()), sigmas[:, None].expand(b, seq_len) * 1000.0)
-    target = noise - x0
-
+    noised = _noise_batch(x0, f, h * w, generator, sampling_mode, sampling_params, first_frame_p)
     fps = float(batch["fps"])
     coords = video_coords(b, f, h, w, fps)
     pred = model(
-        hidden_states=torch.cat([ref, x_t], dim=1).to(device, model_dtype),
+        hidden_states=torch.cat([ref, noised.x_t], dim=1).to(device, model_dtype),
         encoder_hidden_states=batch["prompt_embeds"].to(device, model_dtype),
-        timestep=torch.cat([torch.zeros(b, seq_len), target_timesteps], dim=1).to(device),
+        timestep=torch.cat([torch.zeros(b, seq_len), noised.timesteps], dim=1).to(device),
         encoder_attention_mask=batch["prompt_attention_mask"].to(device).to(model_dtype),
         num_frames=f,
         height=h,
         width=w,
-        rope_interpolation_scale=(TEMPORAL_COMPRESSION / fps, SPATIAL_COMPRESSION, SPATIAL_COMPRESSION),
+        rope_interpolation_scale=rope_interpolation_scale(fps),
         video_coords=torch.cat([coords, coords], dim=2).to(device),
         return_dict=False,
     )[0]
     pred = pred[:, seq_len:]  # the reference tokens' outputs are never compared with anything
-    loss_mask = (~cond_mask).to(device).float()[..., None]
-    sq = (pred.float() - target.to(device)) ** 2
-    loss = (sq * loss_mask).sum() / (loss_mask.sum() * sq.shape[-1]).clamp(min=1.0)
-    return LossOutput(loss=loss, sigmas=sigmas, conditioned=conditioned)
+    return LossOutput(loss=_masked_mse(pred, noised), sigmas=noised.sigmas, conditioned=noised.conditioned)
 
 
 def check_reference_latents(dataset: PrecomputedDataset, reference_latents_dir: str) -> None:

@@ -85,7 +85,7 @@ def sample_with_reference(
     """
     from diffusers.pipelines.ltx.pipeline_ltx import calculate_shift
 
-    from ltx_train_lib.models.ltxv import SPATIAL_COMPRESSION, TEMPORAL_COMPRESSION, TEXT_MAX_TOKENS
+    from ltx_train_lib.models.ltxv import TEXT_MAX_TOKENS, rope_interpolation_scale
     from ltx_train_lib.precompute import decode_latents, encode_latents, frames_to_pixels
     from ltx_train_lib.training.strategy import video_coords
 
@@ -127,7 +127,7 @@ def sample_with_reference(
     scheduler.set_timesteps(sigmas=np.linspace(1.0, 1.0 / steps, steps), mu=mu, device=device)
     coords = video_coords(n, f, h, w, cfg.frame_rate)
     coords = torch.cat([coords, coords], dim=2).to(device)
-    rope_scale = (TEMPORAL_COMPRESSION / cfg.frame_rate, SPATIAL_COMPRESSION, SPATIAL_COMPRESSION)
+    rope_scale = rope_interpolation_scale(cfg.frame_rate)
     ref_timestep = torch.zeros(n, seq_len, device=device)
     for t in scheduler.timesteps:
         target_timestep = t.to(device, torch.float32).expand(n, seq_len).clone()
