@@ -9,7 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ltx_train_lib.errors import ConfigError
-from ltx_train_lib.models.ltxv import SPATIAL_COMPRESSION, TEMPORAL_COMPRESSION, token_count
+from ltx_train_lib.models.family import LatentGeometry
+
+# Every LTX family's VAE compresses 32x in space and 8x in time (plus the causal first frame).
+GEOMETRY = LatentGeometry()
+SPATIAL_COMPRESSION, TEMPORAL_COMPRESSION = GEOMETRY.spatial, GEOMETRY.temporal
 
 
 @dataclass(frozen=True, order=True)
@@ -23,12 +27,12 @@ class Bucket:
 
     @property
     def tokens(self) -> int:
-        return token_count(self.width, self.height, self.frames)
+        return GEOMETRY.token_count(self.width, self.height, self.frames)
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
         """(F', H', W') of the latents."""
-        return ((self.frames - 1) // TEMPORAL_COMPRESSION + 1, self.height // SPATIAL_COMPRESSION, self.width // SPATIAL_COMPRESSION)
+        return GEOMETRY.latent_shape(self.width, self.height, self.frames)
 
 
 def validate_bucket(width: int, height: int, frames: int, where: str = "resolution bucket") -> Bucket:

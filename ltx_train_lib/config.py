@@ -8,11 +8,12 @@ defaults, ranges and help text from here.
 from __future__ import annotations
 
 import difflib
+import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from ltx_train_lib.errors import ConfigError
 
@@ -71,11 +72,36 @@ class LoraConfig(_Section):
 
 
 class ConditioningConfig(_Section):
-    mode: Literal["none", "reference_video"] = Field("none", description="'reference_video' trains an IC-LoRA on paired reference latents.")
+    """The fields every conditioning strategy has (the reference's ``conditioning`` section); each strategy's section
+    below fixes ``mode``, and ``conditioning`` is their tagged union (see ltx_train_lib.training.strategy)."""
+
+    mode: Literal["none", "reference_video"] = Field("none", description="Training strategy: 'none' = standard flow matching (with first-frame conditioning); 'reference_video' trains an IC-LoRA on paired reference latents.")
     first_frame_conditioning_p: float = Field(
         0.1, ge=0.0, le=1.0, description="Probability, drawn per sample, of feeding the first latent frame clean (timestep 0, no loss): image-to-video."
     )
     reference_latents_dir: str = Field("reference_latents", description="Folder of reference latents under .precomputed (IC-LoRA).")
+
+
+class StandardConditioning(ConditioningConfig):
+    mode: Literal["none"] = Field("none", description="Standard flow matching, with per-sample first-frame (image-to-video) conditioning.")
+
+
+class ReferenceVideoConditioning(ConditioningConfig):
+    mode: Literal["reference_video"] = Field(..., description="IC-LoRA: clean reference latents prepended to the noisy target.")
+
+
+def _conditioning_tag(value: Any) -> str:
+    # A section without ``mode`` is the standard strategy, as in the reference's configs.
+    if isinstance(value, dict):
+        return str(value.get("mode", "none"))
+    return str(getattr(value, "mode", "none"))
+
+
+ConditioningSection = Annotated[
+    Annotated[StandardConditioning, Tag("none")] | Annotated[ReferenceVideoConditioning, Tag("reference_video")],
+    Discriminator(_conditioning_tag, custom_error_type="invalid_mode",
+                  custom_error_message="conditioning.mode must be 'none' or 'reference_video'"),
+]
 
 
 SchedulerType = Literal["constant", "linear", "cosine", "cosine_with_restarts", "polynomial"]
@@ -108,6 +134,11 @@ class AccelerationConfig(_Section):
 class DataConfig(_Section):
     preprocessed_data_root: str = Field(..., description="Dataset folder (containing .precomputed/) or the .precomputed folder itself.")
     num_dataloader_workers: int = Field(2, ge=0, description="DataLoader worker processes (0 = load in the main process).")
+    trigger_word: str | None = Field(
+        None,
+        description="(addition) The trigger word the dataset's captions were prefixed with at preprocessing; written into the "
+        "LoRA metadata and the model card (training itself reads the cached conditions).",
+    )
 
     @field_validator("preprocessed_data_root", mode="before")
     @classmethod
@@ -173,7 +204,7 @@ class TensorboardConfig(_Section):
 class TrainerConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig, description="Base model and training mode.")
     lora: LoraConfig | None = Field(None, description="LoRA settings; required when model.training_mode is 'lora'.")
-    conditioning: ConditioningConfig = Field(default_factory=ConditioningConfig, description="Conditioning strategy.")
+    conditioning: ConditioningSection = Field(default_factory=StandardConditioning, description="Training strategy and its conditioning settings (tagged by 'mode').")
     optimization: OptimizationConfig = Field(default_factory=OptimizationConfig, description="Optimizer and schedule.")
     acceleration: AccelerationConfig = Field(default_factory=AccelerationConfig, description="Precision, quantization, compilation.")
     data: DataConfig = Field(..., description="Where the precomputed dataset is.")
@@ -214,6 +245,13 @@ class TrainerConfig(_Section):
         return self
 
 
+def _section_classes(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models inside an annotation (``X | None``, tagged unions of ``Annotated`` members)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [c for arg in typing.get_args(annotation) for c in _section_classes(arg)]
+
+
 def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """Field names valid at ``loc``'s parent, for 'did you mean' hints."""
     current: Any = model
@@ -221,18 +259,24 @@ def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
         field = getattr(current, "model_fields", {}).get(part)
         if field is None:
             return []
-        ann = field.annotation
-        args = getattr(ann, "__args__", ()) or (ann,)
-        current = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        current = next(iter(_section_classes(field.annotation)), None)
         if current is None:
             return []
     return list(getattr(current, "model_fields", {}).keys())
 
 
+_UNION_TAGS = {"none", "reference_video"}  # tags pydantic inserts into error locations of tagged unions
+
+
+def _user_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The error location as the user wrote it: without the tag a tagged union adds (``conditioning.none.x``)."""
+    return tuple(p for i, p in enumerate(loc) if not (i > 0 and loc[i - 1] == "conditioning" and p in _UNION_TAGS))
+
+
 def format_validation_error(err: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid training config:"]
     for e in err.errors():
-        loc = tuple(p for p in e["loc"] if not isinstance(p, int) or True)
+        loc = _user_loc(e["loc"])
         dotted = ".".join(str(p) for p in loc) or "(top level)"
         if e["type"] == "extra_forbidden":
             hint = difflib.get_close_matches(str(loc[-1]), _known_keys(TrainerConfig, loc), n=1)

@@ -1,6 +1,8 @@
 """LoRA and full-model weights: key conversion between the diffusers/peft and ComfyUI layouts, and saving.
 
-Layouts (LTX-Video 0.9.x transformer):
+Module names come from the model family (``ModelFamily.to_comfy_path`` / ``to_diffusers_path``); every function takes
+an optional ``family`` and defaults to the LTX-Video family, whose files were the only kind before there was a
+second. Layouts:
 
 - ``peft_lora``: ``get_peft_model_state_dict`` output, ``transformer_blocks.0.attn1.to_q.lora_A.weight`` (maybe with
   ``base_model.model.``, ``_orig_mod.`` or ``.lora_A.default.weight``).
@@ -12,8 +14,8 @@ Layouts (LTX-Video 0.9.x transformer):
 - ``diffusers_full``: the transformer's ``state_dict()`` (unprefixed, as the reference trainer saves it).
 - ``comfy_full``: ``model.diffusion_model.<module>`` as in Lightricks' single-file checkpoints.
 
-Module names differ only at the top level (``proj_in``/``patchify_proj``, ``time_embed``/``adaln_single``) and in the
-attention norms (``norm_q``/``q_norm``, ``norm_k``/``k_norm``).
+For LTX-Video, module names differ only at the top level (``proj_in``/``patchify_proj``, ``time_embed``/
+``adaln_single``) and in the attention norms (``norm_q``/``q_norm``, ``norm_k``/``k_norm``).
 """
 
 from __future__ import annotations
@@ -27,16 +29,19 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ltx_train_lib.errors import ConversionError
 from ltx_train_lib.fileio import atomic_path
-from ltx_train_lib.models.ltxv import COMFY_PREFIX, DIFFUSERS_PREFIX, to_comfy_module_name, to_diffusers_module_name
 
 if TYPE_CHECKING:
     from torch import Tensor
+
+    from ltx_train_lib.models.family import ModelFamily
 
 logger = logging.getLogger(__name__)
 
 Layout = Literal["diffusers_lora", "comfy_lora", "peft_lora", "diffusers_full", "comfy_full"]
 Side = Literal["comfy", "diffusers"]
 
+DIFFUSERS_PREFIX = "transformer."  # diffusers LoRA files of every LTX family
+COMFY_PREFIX = "diffusion_model."  # what ComfyUI's LoRA loader maps onto its diffusion model
 COMFY_FULL_PREFIX = "model." + COMFY_PREFIX  # Lightricks single-file checkpoints, ComfyUI's diffusion_models loader
 ACCEPTED_LAYOUTS_HELP = (
     "accepted layouts: diffusers LoRA (transformer.<module>.lora_A/lora_B.weight), "
@@ -46,9 +51,6 @@ ACCEPTED_LAYOUTS_HELP = (
     "ComfyUI full transformer (model.diffusion_model.transformer_blocks.N..., patchify_proj..., adaln_single...)"
 )
 
-# Renamed path segments anywhere in a key (attention norms). Top-level renames come from models/ltxv.py.
-_SEGMENTS_TO_COMFY = {"norm_q": "q_norm", "norm_k": "k_norm"}
-_SEGMENTS_TO_DIFFUSERS = {v: k for k, v in _SEGMENTS_TO_COMFY.items()}
 
 # <module>.<lora_A|lora_B|lora_down|lora_up>[.<adapter name>].<weight|bias>
 _LORA_KEY = re.compile(
@@ -88,16 +90,27 @@ def _strip_wrappers(key: str) -> str:
     return key
 
 
-def to_comfy_path(name: str) -> str:
+def _family(family: ModelFamily | None) -> ModelFamily:
+    from ltx_train_lib.models.registry import DEFAULT_FAMILY, get_family
+
+    return family or get_family(DEFAULT_FAMILY)
+
+
+def family_of_metadata(metadata: Mapping[str, str] | None) -> ModelFamily:
+    """The family a file of ours was trained on (``model_family`` header), else the default family."""
+    from ltx_train_lib.models.registry import DEFAULT_FAMILY, get_family
+
+    return get_family((metadata or {}).get("model_family") or DEFAULT_FAMILY)
+
+
+def to_comfy_path(name: str, family: ModelFamily | None = None) -> str:
     """diffusers module/parameter path (no prefix) -> ComfyUI path (no prefix)."""
-    name = to_comfy_module_name(name)
-    return ".".join(_SEGMENTS_TO_COMFY.get(s, s) for s in name.split("."))
+    return _family(family).to_comfy_path(name)
 
 
-def to_diffusers_path(name: str) -> str:
+def to_diffusers_path(name: str, family: ModelFamily | None = None) -> str:
     """ComfyUI module/parameter path (no prefix) -> diffusers path (no prefix)."""
-    name = to_diffusers_module_name(name)
-    return ".".join(_SEGMENTS_TO_DIFFUSERS.get(s, s) for s in name.split("."))
+    return _family(family).to_diffusers_path(name)
 
 
 def _is_lora_key(key: str) -> bool:
@@ -212,7 +225,7 @@ def peft_to_diffusers_lora(peft_sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 
 def diffusers_lora_to_comfy(
-    sd: Mapping[str, Tensor], alpha: float | Mapping[str, float] | None = None
+    sd: Mapping[str, Tensor], alpha: float | Mapping[str, float] | None = None, family: ModelFamily | None = None
 ) -> dict[str, Tensor]:
     """diffusers/peft LoRA -> ComfyUI keys (``diffusion_model.`` prefix, top-level and norm renames).
 
@@ -222,8 +235,9 @@ def diffusers_lora_to_comfy(
     """
     import torch
 
+    rename = _family(family).to_comfy_path
     modules = _parse_lora(sd, DIFFUSERS_PREFIX, "diffusers LoRA state dict")
-    out = _lora_modules_to_sd(modules, COMFY_PREFIX, to_comfy_path)
+    out = _lora_modules_to_sd(modules, COMFY_PREFIX, rename)
     if alpha is not None:
         for module, parts in modules.items():
             if "alpha" in parts:
@@ -231,11 +245,11 @@ def diffusers_lora_to_comfy(
             value = _alpha_for(module, alpha)
             rank = parts["lora_A.weight"].shape[0]
             if value != rank:
-                out[f"{COMFY_PREFIX}{to_comfy_path(module)}.alpha"] = torch.tensor(value, dtype=torch.float32)
+                out[f"{COMFY_PREFIX}{rename(module)}.alpha"] = torch.tensor(value, dtype=torch.float32)
     return out
 
 
-def comfy_lora_to_diffusers(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
+def comfy_lora_to_diffusers(sd: Mapping[str, Tensor], family: ModelFamily | None = None) -> dict[str, Tensor]:
     """ComfyUI LoRA -> diffusers keys.
 
     ``.alpha`` is folded into lora_B (times alpha/rank) because diffusers rejects alpha keys.
@@ -256,7 +270,7 @@ def comfy_lora_to_diffusers(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
                         t = parts[name]
                         parts[name] = (t.to(torch.float32) * scale).to(t.dtype)
         folded[module] = parts
-    return _lora_modules_to_sd(folded, DIFFUSERS_PREFIX, to_diffusers_path)
+    return _lora_modules_to_sd(folded, DIFFUSERS_PREFIX, _family(family).to_diffusers_path)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -264,7 +278,7 @@ def comfy_lora_to_diffusers(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def full_diffusers_to_comfy(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
+def full_diffusers_to_comfy(sd: Mapping[str, Tensor], family: ModelFamily | None = None) -> dict[str, Tensor]:
     """Transformer state dict, diffusers names -> ``model.diffusion_model.<ComfyUI name>`` (single-file layout)."""
     out: dict[str, Tensor] = {}
     for raw_key, tensor in sd.items():
@@ -273,11 +287,11 @@ def full_diffusers_to_comfy(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
             raise ConversionError(
                 f"full model state dict: {raw_key} is a LoRA weight; convert LoRA files with the LoRA functions"
             )
-        out[COMFY_FULL_PREFIX + to_comfy_path(key)] = tensor
+        out[COMFY_FULL_PREFIX + _family(family).to_comfy_path(key)] = tensor
     return out
 
 
-def full_comfy_to_diffusers(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
+def full_comfy_to_diffusers(sd: Mapping[str, Tensor], family: ModelFamily | None = None) -> dict[str, Tensor]:
     """ComfyUI/single-file transformer weights (``model.diffusion_model.X`` or bare X) -> unprefixed diffusers names.
 
     VAE and text-encoder weights of a single-file checkpoint are dropped (logged): a diffusers transformer holds none.
@@ -298,7 +312,7 @@ def full_comfy_to_diffusers(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
             raise ConversionError(
                 f"full model state dict: {raw_key} is a LoRA weight; convert LoRA files with the LoRA functions"
             )
-        out[to_diffusers_path(key)] = sd[raw_key]
+        out[_family(family).to_diffusers_path(key)] = sd[raw_key]
     if dropped:
         logger.warning(
             "dropped %d non-transformer key(s) (VAE/text encoder), e.g. %s", len(dropped), _preview(dropped, 3)
@@ -311,7 +325,7 @@ def full_comfy_to_diffusers(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def detect_layout(sd: Mapping[str, Any] | list[str]) -> Layout | None:
+def detect_layout(sd: Mapping[str, Any] | list[str], family: ModelFamily | None = None) -> Layout | None:
     """Which layout a state dict (or its key list) is in; ``None`` when it is none of them (or mixes them)."""
     keys = [_strip_wrappers(k) for k in sd]
     if not keys:
@@ -332,10 +346,10 @@ def detect_layout(sd: Mapping[str, Any] | list[str]) -> Layout | None:
     if any(k.startswith(COMFY_FULL_PREFIX) for k in keys):
         return "comfy_full"
     bare = [k.removeprefix(DIFFUSERS_PREFIX) for k in keys]
-    comfy_markers = ("patchify_proj.", "adaln_single.")
-    if any(k.startswith(comfy_markers) or ".q_norm." in k or ".k_norm." in k for k in bare):
+    fam = _family(family)
+    if any(k.startswith(fam.comfy_full_markers) or ".q_norm." in k or ".k_norm." in k for k in bare):
         return "comfy_full"
-    if any(k.startswith(("proj_in.", "time_embed.", "transformer_blocks.")) for k in bare):
+    if any(k.startswith(fam.diffusers_full_markers) for k in bare):
         return "diffusers_full"
     return None
 
@@ -462,12 +476,13 @@ def convert_file(input_path: str | Path, to: Side | None = None, output_path: st
     if to not in (None, "comfy", "diffusers"):
         raise ConversionError(f"{input_path}: unknown target layout {to!r}; use 'comfy' or 'diffusers'")
     sd, metadata = read_safetensors(input_path)
-    layout = detect_layout(sd)
+    family = family_of_metadata(metadata)
+    layout = detect_layout(sd, family)
     if layout is None:
         keys = list(sd)
         n_lora = sum(_is_lora_key(_strip_wrappers(k)) for k in keys)
         raise ConversionError(
-            f"{input_path}: not an LTX-Video LoRA or transformer file in a known layout "
+            f"{input_path}: not an {family.display_name} LoRA or transformer file in a known layout "
             f"(found {len(keys)} tensors, {n_lora} LoRA-like; first keys: {_preview(sorted(keys)) or 'none'}); "
             f"{ACCEPTED_LAYOUTS_HELP}"
         )
@@ -483,13 +498,13 @@ def convert_file(input_path: str | Path, to: Side | None = None, output_path: st
 
     new_meta = dict(metadata)
     if layout in ("diffusers_lora", "peft_lora") and target == "comfy":
-        out_sd = diffusers_lora_to_comfy(sd, alpha=_alpha_from_metadata(metadata))
+        out_sd = diffusers_lora_to_comfy(sd, alpha=_alpha_from_metadata(metadata), family=family)
         new_layout = "comfy_lora"
     elif layout == "peft_lora":
         out_sd = peft_to_diffusers_lora(sd)
         new_layout = "diffusers_lora"
     elif layout == "comfy_lora":
-        out_sd = comfy_lora_to_diffusers(sd)
+        out_sd = comfy_lora_to_diffusers(sd, family)
         new_layout = "diffusers_lora"
         # alpha/rank is now baked into lora_B: a stale adapter header would make diffusers scale twice
         if new_meta.pop(LORA_ADAPTER_METADATA_KEY, None) is not None:
@@ -497,10 +512,10 @@ def convert_file(input_path: str | Path, to: Side | None = None, output_path: st
         if any(k.endswith(".alpha") for k in sd):
             new_meta["ltx_trainer_alpha_folded"] = "true"
     elif layout == "diffusers_full":
-        out_sd = full_diffusers_to_comfy(sd)
+        out_sd = full_diffusers_to_comfy(sd, family)
         new_layout = "comfy_full"
     else:
-        out_sd = full_comfy_to_diffusers(sd)
+        out_sd = full_comfy_to_diffusers(sd, family)
         new_layout = "diffusers_full"
     new_meta.setdefault("format", "pt")
     new_meta[META_LAYOUT] = new_layout
@@ -549,6 +564,7 @@ def save_lora_pair(
     metadata: Mapping[str, Any],
     diffusers_name: str = "lora_weights.safetensors",
     comfy_name: str = "lora_weights_comfy.safetensors",
+    family: ModelFamily | None = None,
 ) -> tuple[Path, Path]:
     """Write the diffusers file and the ComfyUI file of one LoRA, atomically; returns (diffusers_path, comfy_path).
 
@@ -586,7 +602,7 @@ def save_lora_pair(
         LORA_ADAPTER_METADATA_KEY: json.dumps(packed, indent=2, sort_keys=True),
     }
     comfy_meta = {**common, META_LAYOUT: "comfy_lora"}
-    comfy_sd = diffusers_lora_to_comfy(diffusers_sd, alpha=alpha)
+    comfy_sd = diffusers_lora_to_comfy(diffusers_sd, alpha=alpha, family=family)
     diffusers_path = write_safetensors(diffusers_sd, out_dir / diffusers_name, diffusers_meta)
     comfy_path = write_safetensors(comfy_sd, out_dir / comfy_name, comfy_meta)
     return diffusers_path, comfy_path

@@ -180,7 +180,7 @@ class BaseModelInfo:
 
 
 def _base_model_info(source: str | None) -> BaseModelInfo:
-    from ltx_train_lib.models.registry import HF_MAIN_REPO, MODEL_VERSIONS
+    from ltx_train_lib.models.ltxv.versions import HF_MAIN_REPO, MODEL_VERSIONS
 
     if not source:
         return BaseModelInfo(

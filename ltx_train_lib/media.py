@@ -484,3 +484,10 @@ def resize_and_crop(
         left = int(rng.integers(0, new_w - width + 1))
     out = np.ascontiguousarray(clip[:, top : top + height, left : left + width])
     return out[0] if single else out
+
+
+def frames_to_pixels(frames: np.ndarray):
+    """uint8 [F,H,W,3] -> float [3,F,H,W] in [-1, 1] (the reference's Normalize(0.5, 0.5)), what every VAE takes."""
+    import torch
+
+    return torch.from_numpy(frames).permute(3, 0, 1, 2).float().div_(127.5).sub_(1.0)

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 from ltx_train_lib.buckets import Bucket, nearest_bucket, parse_buckets
 from ltx_train_lib.errors import ConfigError, DatasetError
 from ltx_train_lib.fileio import atomic_path, write_text_atomic
-from ltx_train_lib.models.ltxv import TEXT_MAX_TOKENS
+from ltx_train_lib.models.ltxv.text import TEXT_MAX_TOKENS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -222,7 +222,7 @@ def encode_latents(vae, pixels: torch.Tensor, generators: Sequence[torch.Generat
     """
     import torch
 
-    from ltx_train_lib.models.ltxv import normalize_latents, pack_latents
+    from ltx_train_lib.models.ltxv.geometry import normalize_latents, pack_latents
 
     param = next(vae.parameters())
     with torch.inference_mode():
@@ -241,7 +241,7 @@ def decode_latents(vae, latents: torch.Tensor, num_frames: int, height: int, wid
     """Packed latents [F'*H'*W', C] -> uint8 [F,H,W,3]: denormalise, VAE-decode at timestep 0, map [-1,1] to 0..255."""
     import torch
 
-    from ltx_train_lib.models.ltxv import denormalize_latents, unpack_latents
+    from ltx_train_lib.models.ltxv.geometry import denormalize_latents, unpack_latents
 
     param = next(vae.parameters())
     with torch.inference_mode():
@@ -474,15 +474,15 @@ def _model_ids(model_source: str, load_in_8bit: bool) -> tuple[str, str]:
     Named versions share components (every 0.9.5+ version has the same VAE; T5 always comes from the reference's
     repo), so switching between them keeps whatever cache is still valid.
     """
-    from ltx_train_lib.models.loader import VAE_REPO_095
-    from ltx_train_lib.models.registry import HF_MAIN_REPO, resolve_source
+    from ltx_train_lib.models.ltxv.versions import HF_MAIN_REPO, VAE_REPO_095
+    from ltx_train_lib.models.registry import resolve_source
 
     try:
         source = resolve_source(model_source)
     except ValueError as exc:  # check_model_source raises ValueError for unknown version names
         raise ConfigError(f"model source: {exc}") from exc
     if source.kind == "tiny":
-        from ltx_train_lib.models.tiny import TINY_VERSION
+        from ltx_train_lib.models.ltxv.tiny import TINY_VERSION
 
         vae_id = text_id = f"tiny:{TINY_VERSION}"
     elif source.kind == "version":
@@ -1193,11 +1193,12 @@ def _load_text_encoder_8bit(model_source: str, device, overrides: dict[str, str]
 
     from ltx_train_lib.errors import ModelLoadError
     from ltx_train_lib.models.loader import load_components
-    from ltx_train_lib.models.registry import HF_MAIN_REPO, resolve_source
+    from ltx_train_lib.models.ltxv.versions import HF_MAIN_REPO
+    from ltx_train_lib.models.registry import resolve_source
 
     source = resolve_source(model_source)
     if source.kind == "tiny":
-        from ltx_train_lib.models.tiny import tiny_model_dir
+        from ltx_train_lib.models.ltxv.tiny import tiny_model_dir
 
         where = str(tiny_model_dir())
     elif source.kind in ("folder", "hub"):

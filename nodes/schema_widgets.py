@@ -206,12 +206,12 @@ BASE_MODEL_FOLDERS = ("checkpoints", "diffusion_models")
 def model_choices() -> list[str]:
     """Base-model dropdown: ``tiny``, the named versions, then files of ComfyUI's checkpoint/diffusion model folders
     as ``<folder>/<file>``."""
-    from ltx_train_lib.models.registry import MODEL_VERSIONS, TINY_SOURCE
+    from ltx_train_lib.models.registry import all_versions, tiny_sources
 
     from . import comfy
 
     files = [f"{kind}/{name}" for kind in BASE_MODEL_FOLDERS for name in comfy.model_files(kind)]
-    return [TINY_SOURCE, *MODEL_VERSIONS, *files]
+    return [*tiny_sources(), *all_versions(), *files]
 
 
 def model_widget(tooltip: str, *, extra_first: list[str] | None = None, default: str | None = None) -> WidgetSpec:

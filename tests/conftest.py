@@ -17,7 +17,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
-    from ltx_train_lib.models.tiny import tiny_model_dir as build
+    from ltx_train_lib.models.ltxv.tiny import tiny_model_dir as build
 
     return build()
 

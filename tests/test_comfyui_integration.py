@@ -140,8 +140,8 @@ def _tiny_comfy_checkpoints(folder: Path) -> None:
     from safetensors.torch import load_file, save_file
 
     from ltx_train_lib import export
-    from ltx_train_lib.models.tiny import TRANSFORMER_CONFIG as C
-    from ltx_train_lib.models.tiny import tiny_model_dir
+    from ltx_train_lib.models.ltxv.tiny import TRANSFORMER_CONFIG as C
+    from ltx_train_lib.models.ltxv.tiny import tiny_model_dir
 
     sd = load_file(str(tiny_model_dir() / "transformer" / "diffusion_pytorch_model.safetensors"))
     full = {k: v.contiguous() for k, v in export.full_diffusers_to_comfy(sd).items()}

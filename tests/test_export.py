@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from ltx_train_lib import export
 from ltx_train_lib.cli.convert import main as convert_main
 from ltx_train_lib.errors import ConversionError
-from ltx_train_lib.models.tiny import TRANSFORMER_CONFIG
+from ltx_train_lib.models.ltxv.tiny import TRANSFORMER_CONFIG
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = TRANSFORMER_CONFIG  # the tiny model's transformer architecture

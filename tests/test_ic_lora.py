@@ -19,7 +19,8 @@ from ltx_train_lib.errors import ConfigError, DatasetError
 from ltx_train_lib.media import probe_media, read_video_frames
 from ltx_train_lib.synthetic import make_image, make_scene_video
 from ltx_train_lib.training.sigmas import sample_sigmas
-from ltx_train_lib.training.strategy import reference_video_loss, video_coords
+from ltx_train_lib.models.ltxv.transformer import video_coords
+from ltx_train_lib.training.strategy import ReferenceVideoStrategy, reference_video_loss
 from ltx_train_lib.training.trainer import Trainer
 from tests.conftest import make_precomputed, tiny_config_dict
 
@@ -385,13 +386,13 @@ def test_reference_video_training_run_and_side_by_side_validation(
     root = make_ic_precomputed(tmp_path / "ds", [(2, 1, 2)] * 2 + [(1, 2, 2)] * 2)
     ref_video = make_scene_video(tmp_path / "ref.mp4", cuts=(), num_frames=12, fps=12, size=(80, 40), seed=4)
     calls: list[dict] = []
-    real = trainer_module.reference_video_loss
+    real = ReferenceVideoStrategy.loss
 
-    def counting(model, batch, *a, **kw):
+    def counting(self, model, batch, *a, **kw):
         calls.append(batch)
-        return real(model, batch, *a, **kw)
+        return real(self, model, batch, *a, **kw)
 
-    monkeypatch.setattr(trainer_module, "reference_video_loss", counting)
+    monkeypatch.setattr(ReferenceVideoStrategy, "loss", counting)
     out = tmp_path / "out"
     result = Trainer(config_from_dict(_ic_config(root, out, ref_video, optimization__steps=2))).train()
 

@@ -1,102 +1,95 @@
-"""Named LTX-Video versions and how a ``model_source`` string is resolved.
+"""Which family a ``model_source`` belongs to, and the named versions of every family.
 
-This module is pure Python (no torch import) so configs validate instantly.
+Families register themselves here (``register_family``); the LTX-Video family is registered on first use so that
+config validation stays instant and torch-free. Families registered later are asked first, so a new family can claim
+sources (its tiny alias, files it recognises) before the LTX-Video family, which takes whatever nobody claims
+(any diffusers folder, single file or repo id, as before there was a second family).
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from enum import Enum
-from pathlib import Path
-
 from ltx_train_lib.errors import ConfigError
+from ltx_train_lib.models.family import ModelFamily, ModelVersion, ResolvedSource
 
-HF_MAIN_REPO = "Lightricks/LTX-Video"
-TINY_SOURCE = "tiny"
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    name: str
-    size: str  # "2B" or "13B": selects the transformer architecture
-    single_file: str  # file name in Lightricks/LTX-Video
-    hf_repo: str | None  # diffusers-layout repo, where one exists
-    distilled: bool = False
-    family: str = "ltxv"
-
-    @property
-    def single_file_url(self) -> str:
-        return f"https://huggingface.co/{HF_MAIN_REPO}/blob/main/{self.single_file}"
+_FAMILIES: list[ModelFamily] = []
+DEFAULT_FAMILY = "ltxv"
 
 
-_VERSIONS = [
-    ModelVersion("LTXV_2B_0.9.0", "2B", "ltx-video-2b-v0.9.safetensors", "Lightricks/LTX-Video"),
-    ModelVersion("LTXV_2B_0.9.1", "2B", "ltx-video-2b-v0.9.1.safetensors", "Lightricks/LTX-Video-0.9.1"),
-    ModelVersion("LTXV_2B_0.9.5", "2B", "ltx-video-2b-v0.9.5.safetensors", "Lightricks/LTX-Video-0.9.5"),
-    ModelVersion("LTXV_2B_0.9.6_DEV", "2B", "ltxv-2b-0.9.6-dev-04-25.safetensors", None),
-    ModelVersion("LTXV_2B_0.9.6_DISTILLED", "2B", "ltxv-2b-0.9.6-distilled-04-25.safetensors", None, distilled=True),
-    ModelVersion("LTXV_2B_0.9.8_DISTILLED", "2B", "ltxv-2b-0.9.8-distilled.safetensors", None, distilled=True),
-    ModelVersion("LTXV_13B_097_DEV", "13B", "ltxv-13b-0.9.7-dev.safetensors", "Lightricks/LTX-Video-0.9.7-dev"),
-    ModelVersion("LTXV_13B_097_DISTILLED", "13B", "ltxv-13b-0.9.7-distilled.safetensors", "Lightricks/LTX-Video-0.9.7-distilled", distilled=True),
-    ModelVersion("LTXV_13B_098_DEV", "13B", "ltxv-13b-0.9.8-dev.safetensors", None),
-    ModelVersion("LTXV_13B_098_DISTILLED", "13B", "ltxv-13b-0.9.8-distilled.safetensors", None, distilled=True),
-]
-MODEL_VERSIONS: dict[str, ModelVersion] = {v.name: v for v in _VERSIONS}
-LtxvModelVersion = Enum("LtxvModelVersion", {v.name.replace(".", "_"): v.name for v in _VERSIONS}, type=str)
+def register_family(family: ModelFamily) -> ModelFamily:
+    """Add (or replace, by name) a family; returns it so a module can write ``FAMILY = register_family(X())``."""
+    _ensure_builtin()
+    unregister_family(family.name)
+    _FAMILIES.append(family)
+    return family
 
-_VERSION_LIKE = re.compile(r"^LTXV?_\d", re.IGNORECASE)
+
+def unregister_family(name: str) -> None:
+    _FAMILIES[:] = [f for f in _FAMILIES if f.name != name]
+
+
+def _ensure_builtin() -> None:
+    if not any(f.name == DEFAULT_FAMILY for f in _FAMILIES):
+        from ltx_train_lib.models.ltxv.family import LtxvFamily
+
+        _FAMILIES.insert(0, LtxvFamily())
+
+
+def families() -> list[ModelFamily]:
+    _ensure_builtin()
+    return list(_FAMILIES)
+
+
+def get_family(name: str) -> ModelFamily:
+    for family in families():
+        if family.name == name:
+            return family
+    known = ", ".join(f.name for f in families())
+    raise ConfigError(f"unknown model family '{name}'; known families: {known}")
+
+
+def family_for_source(source: str) -> ModelFamily:
+    """The family that claims ``source``: the newest registered first, the LTX-Video family as the fallback."""
+    source = str(source).strip()
+    for family in reversed(families()):
+        if family.claims(source):
+            return family
+    return get_family(DEFAULT_FAMILY)
+
+
+def all_versions() -> dict[str, ModelVersion]:
+    out: dict[str, ModelVersion] = {}
+    for family in families():
+        out.update(family.versions())
+    return out
+
+
+def tiny_sources() -> list[str]:
+    return [f.tiny_source for f in families()]
 
 
 def check_model_source(source: str) -> str:
-    """Validate a model_source string without touching the disk for named versions."""
-    source = source.strip()
+    """Validate a model_source string (named versions are checked without touching the disk); returns it
+    normalised (a version name in its canonical case)."""
+    source = str(source).strip()
     if not source:
         raise ValueError("model_source is empty; use a named version such as LTXV_2B_0.9.6_DEV, a path, or 'tiny'")
-    if source in MODEL_VERSIONS or source == TINY_SOURCE:
-        return source
-    upper = {k.upper(): k for k in MODEL_VERSIONS}
-    if source.upper() in upper:
-        return upper[source.upper()]
-    if _VERSION_LIKE.match(source) and not Path(source).exists():
-        known = ", ".join(MODEL_VERSIONS)
-        raise ValueError(f"unknown model version '{source}'; known versions: {known}; or give a path / Hugging Face repo id")
-    return source
-
-
-@dataclass(frozen=True)
-class ResolvedSource:
-    kind: str  # "tiny" | "version" | "folder" | "single_file" | "hub"
-    location: str  # path, repo id or version name
-    version: ModelVersion | None = None
-
-    @property
-    def label(self) -> str:
-        if self.kind == "tiny":
-            return "tiny (random weights: for tests and demos only, not a real model)"
-        return self.location
-
-
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+    return family_for_source(source).check_source(source)
 
 
 def resolve_source(source: str) -> ResolvedSource:
-    """Classify ``source``; raises ConfigError with a fix when it is neither a version, a path nor a repo id."""
-    source = check_model_source(source)
-    if source == TINY_SOURCE:
-        return ResolvedSource("tiny", source)
-    if source in MODEL_VERSIONS:
-        return ResolvedSource("version", source, MODEL_VERSIONS[source])
-    path = Path(source).expanduser()
-    if path.is_dir():
-        return ResolvedSource("folder", str(path.resolve()))
-    if path.suffix in (".safetensors", ".sft", ".ckpt", ".pt"):
-        if not path.is_file():
-            raise ConfigError(f"model.model_source: file '{source}' does not exist; check the path")
-        return ResolvedSource("single_file", str(path.resolve()))
-    if _REPO_ID.match(source) and not source.startswith((".", "/", "~")):
-        return ResolvedSource("hub", source)
-    raise ConfigError(
-        f"model.model_source: '{source}' is neither a named version, an existing folder or .safetensors file, "
-        "nor a Hugging Face repo id ('owner/name')"
-    )
+    """Classify ``source`` within its family; raises ConfigError with a fix when it is neither a version, a path nor
+    a repo id."""
+    try:
+        source = check_model_source(source)
+    except ValueError as exc:
+        raise ConfigError(f"model.model_source: {exc}") from None
+    return family_for_source(source).resolve(source)
+
+
+def __getattr__(name: str):
+    # Names older callers import: every family's versions, and the LTX-Video tiny alias / main repository.
+    if name == "MODEL_VERSIONS":
+        return all_versions()
+    if name == "TINY_SOURCE":
+        return get_family(DEFAULT_FAMILY).tiny_source
+    raise AttributeError(name)

@@ -1,19 +1,32 @@
-"""The flow-matching training objectives: standard (with per-sample first-frame conditioning) and IC-LoRA's
-reference-video strategy (reference/ltx-video-trainer.md §3.5-3.7)."""
+"""Training strategies: how a batch becomes the model's input and the loss, chosen by ``conditioning.mode``.
+
+- ``none`` (:class:`StandardStrategy`): flow matching (velocity target) with per-sample first-frame conditioning.
+- ``reference_video`` (:class:`ReferenceVideoStrategy`, IC-LoRA): clean reference tokens prepended to the target.
+
+Each strategy owns its config section (a member of the ``conditioning`` tagged union in :mod:`ltx_train_lib.config`),
+the dataset it reads (which latents each sample loads, checked before a model loads), its loss, and what validation
+needs. The trainer builds one with :func:`build_strategy` and never branches on the mode. The transformer call goes
+through the model family (``ModelFamily.predict``), so a family can add strategies of its own (audio-video) by
+registering them in ``STRATEGIES``. Algorithms: reference/ltx-video-trainer.md §3.5-3.7.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
 from ltx_train_lib.errors import DatasetError
-from ltx_train_lib.models.ltxv import SPATIAL_COMPRESSION, TEMPORAL_COMPRESSION, rope_interpolation_scale
+from ltx_train_lib.models.family import ForwardInputs
+from ltx_train_lib.models.registry import DEFAULT_FAMILY, get_family
 from ltx_train_lib.training.sigmas import sample_sigmas
 
 if TYPE_CHECKING:
+    from ltx_train_lib.config import ConditioningConfig, FlowMatchingConfig
     from ltx_train_lib.data import PrecomputedDataset
+    from ltx_train_lib.models.family import ModelFamily
 
 
 @dataclass
@@ -36,14 +49,14 @@ class _Noised:
 
 
 def _noise_batch(x0: torch.Tensor, num_frames: int, tokens_per_frame: int, generator: torch.Generator,
-                 sampling_mode: str, sampling_params: dict, first_frame_p: float) -> _Noised:
+                 sampling_mode: str, sampling_params: dict, first_frame_p: float, family: ModelFamily) -> _Noised:
     """x_t = (1 - sigma) x0 + sigma * noise, with per-sample first-frame conditioning.
 
     All random draws (sigmas, noise, first-frame coin flips, in that order) come from ``generator``, which is per rank
     and saved in checkpoints, so a resumed run draws exactly what the uninterrupted run would have drawn.
     """
     b, seq_len, _ = x0.shape
-    sigmas = sample_sigmas(sampling_mode, sampling_params, b, seq_len, generator)
+    sigmas = sample_sigmas(sampling_mode, sampling_params, b, seq_len, generator, shift_for_tokens=family.sigma_shift)
     noise = torch.randn(x0.shape, generator=generator)
     # First-frame (image-to-video) conditioning, drawn per sample: the first latent frame is fed clean with
     # timestep 0 and excluded from the loss. Single-frame samples (images) are never conditioned.
@@ -69,6 +82,20 @@ def _masked_mse(pred: torch.Tensor, noised: _Noised) -> torch.Tensor:
     return (sq * loss_mask).sum() / (loss_mask.sum() * sq.shape[-1]).clamp(min=1.0)
 
 
+def _forward(family: ModelFamily, model, batch: dict, tokens: torch.Tensor, timesteps: torch.Tensor, device,
+             model_dtype, positions: torch.Tensor | None = None) -> torch.Tensor:
+    inputs = ForwardInputs(
+        tokens=tokens,
+        timesteps=timesteps,
+        prompt_embeds=batch["prompt_embeds"],
+        prompt_attention_mask=batch["prompt_attention_mask"],
+        latent_shape=(batch["num_frames"], batch["height"], batch["width"]),
+        fps=float(batch["fps"]),
+        positions=positions,
+    )
+    return family.predict(model, inputs, device=device, dtype=model_dtype)
+
+
 def flow_matching_loss(
     model: torch.nn.Module,
     batch: dict,
@@ -79,42 +106,18 @@ def flow_matching_loss(
     first_frame_p: float,
     device: torch.device,
     model_dtype: torch.dtype,
+    family: ModelFamily | None = None,
 ) -> LossOutput:
     """The standard objective: the model predicts the velocity noise - x0 of the noised latents."""
+    family = family or get_family(DEFAULT_FAMILY)
     x0 = batch["latents"].float()  # [B, L, C]
     f, h, w = batch["num_frames"], batch["height"], batch["width"]
-    noised = _noise_batch(x0, f, h * w, generator, sampling_mode, sampling_params, first_frame_p)
-    pred = model(
-        hidden_states=noised.x_t.to(device, model_dtype),
-        encoder_hidden_states=batch["prompt_embeds"].to(device, model_dtype),
-        timestep=noised.timesteps.to(device),
-        encoder_attention_mask=batch["prompt_attention_mask"].to(device).to(model_dtype),
-        num_frames=f,
-        height=h,
-        width=w,
-        rope_interpolation_scale=rope_interpolation_scale(float(batch["fps"])),
-        return_dict=False,
-    )[0]
+    noised = _noise_batch(x0, f, h * w, generator, sampling_mode, sampling_params, first_frame_p, family)
+    pred = _forward(family, model, batch, noised.x_t, noised.timesteps, device, model_dtype)
     return LossOutput(loss=_masked_mse(pred, noised), sigmas=noised.sigmas, conditioned=noised.conditioned)
 
 
 # --------------------------------------------------------------------------------------------- IC-LoRA (reference)
-
-
-def video_coords(batch_size: int, num_frames: int, height: int, width: int, fps: float) -> torch.Tensor:
-    """RoPE positions [B, 3, F*H*W] of a latent grid in the units diffusers' ``LTXVideoTransformer3DModel`` takes as
-    ``video_coords``: (frame * 8/fps, row * 32, col * 32), token order frame-major then row then column.
-
-    Its rotary embedding divides these by the base sizes (20, 2048, 2048); without ``video_coords`` it builds the same
-    grid from ``rope_interpolation_scale`` = (8/fps, 32, 32) itself, so a sequence given these coordinates gets exactly
-    the positions of the standard strategy. Patch sizes are 1 in every LTX-Video release. Like the reference trainer
-    (and diffusers' own grid), no causal offset is applied to the frame index.
-    """
-    f = torch.arange(num_frames, dtype=torch.float32) * (TEMPORAL_COMPRESSION / fps)
-    h = torch.arange(height, dtype=torch.float32) * SPATIAL_COMPRESSION
-    w = torch.arange(width, dtype=torch.float32) * SPATIAL_COMPRESSION
-    grid = torch.stack(torch.meshgrid(f, h, w, indexing="ij"), dim=0).flatten(1)  # [3, F*H*W]
-    return grid[None].expand(batch_size, -1, -1).contiguous()
 
 
 def reference_video_loss(
@@ -127,6 +130,7 @@ def reference_video_loss(
     first_frame_p: float,
     device: torch.device,
     model_dtype: torch.dtype,
+    family: ModelFamily | None = None,
 ) -> LossOutput:
     """IC-LoRA: the clean reference latents are prepended to the noisy target; only the target is learned.
 
@@ -144,23 +148,21 @@ def reference_video_loss(
             f"samples {batch.get('indices')}); re-run preprocess_dataset.py --reference-column so each reference is "
             "encoded at its target's bucket"
         )
+    family = family or get_family(DEFAULT_FAMILY)
     b, seq_len, _ = x0.shape
     f, h, w = batch["num_frames"], batch["height"], batch["width"]
-    noised = _noise_batch(x0, f, h * w, generator, sampling_mode, sampling_params, first_frame_p)
-    fps = float(batch["fps"])
-    coords = video_coords(b, f, h, w, fps)
-    pred = model(
-        hidden_states=torch.cat([ref, noised.x_t], dim=1).to(device, model_dtype),
-        encoder_hidden_states=batch["prompt_embeds"].to(device, model_dtype),
-        timestep=torch.cat([torch.zeros(b, seq_len), noised.timesteps], dim=1).to(device),
-        encoder_attention_mask=batch["prompt_attention_mask"].to(device).to(model_dtype),
-        num_frames=f,
-        height=h,
-        width=w,
-        rope_interpolation_scale=rope_interpolation_scale(fps),
-        video_coords=torch.cat([coords, coords], dim=2).to(device),
-        return_dict=False,
-    )[0]
+    noised = _noise_batch(x0, f, h * w, generator, sampling_mode, sampling_params, first_frame_p, family)
+    coords = family.token_positions(b, (f, h, w), float(batch["fps"]))
+    pred = _forward(
+        family,
+        model,
+        batch,
+        torch.cat([ref, noised.x_t], dim=1),
+        torch.cat([torch.zeros(b, seq_len), noised.timesteps], dim=1),
+        device,
+        model_dtype,
+        positions=torch.cat([coords, coords], dim=2),
+    )
     pred = pred[:, seq_len:]  # the reference tokens' outputs are never compared with anything
     return LossOutput(loss=_masked_mse(pred, noised), sigmas=noised.sigmas, conditioned=noised.conditioned)
 
@@ -201,3 +203,71 @@ def check_reference_latents(dataset: PrecomputedDataset, reference_latents_dir: 
             f"{len(missing)} of {len(dataset.samples)} sample(s) have no reference latents in '{ref_root}': {shown}; "
             f"{fix}"
         )
+
+
+# --------------------------------------------------------------------------------------------- strategy objects
+
+
+class TrainingStrategy(ABC):
+    """One way of turning precomputed samples into a loss; built from its ``conditioning`` config section."""
+
+    mode: ClassVar[str]
+    uses_reference_videos: ClassVar[bool] = False  # validation samples show reference | generated
+
+    def __init__(self, conditioning: ConditioningConfig, flow_matching: FlowMatchingConfig, family: ModelFamily) -> None:
+        self.conditioning = conditioning
+        self.flow_matching = flow_matching
+        self.family = family
+
+    @abstractmethod
+    def dataset(self, data_root: str) -> PrecomputedDataset:
+        """The dataset this strategy trains on, checked before any model is loaded."""
+
+    @abstractmethod
+    def loss(self, model: torch.nn.Module, batch: dict, generator: torch.Generator, *, device: torch.device,
+             model_dtype: torch.dtype) -> LossOutput:
+        """The loss of one batch; every random draw comes from ``generator`` (exact resume depends on it)."""
+
+    def _sampling(self) -> dict[str, Any]:
+        return dict(
+            sampling_mode=self.flow_matching.timestep_sampling_mode,
+            sampling_params=self.flow_matching.timestep_sampling_params,
+            first_frame_p=self.conditioning.first_frame_conditioning_p,
+        )
+
+
+class StandardStrategy(TrainingStrategy):
+    mode = "none"
+
+    def dataset(self, data_root: str) -> PrecomputedDataset:
+        from ltx_train_lib.data import PrecomputedDataset
+
+        return PrecomputedDataset(data_root)
+
+    def loss(self, model, batch, generator, *, device, model_dtype) -> LossOutput:
+        return flow_matching_loss(model, batch, generator, device=device, model_dtype=model_dtype, family=self.family,
+                                  **self._sampling())
+
+
+class ReferenceVideoStrategy(TrainingStrategy):
+    mode = "reference_video"
+    uses_reference_videos = True
+
+    def dataset(self, data_root: str) -> PrecomputedDataset:
+        from ltx_train_lib.data import PrecomputedDataset
+
+        # IC-LoRA: every sample needs its reference latents, checked before any model loads.
+        dataset = PrecomputedDataset(data_root, reference_latents_dir=self.conditioning.reference_latents_dir)
+        check_reference_latents(dataset, self.conditioning.reference_latents_dir)
+        return dataset
+
+    def loss(self, model, batch, generator, *, device, model_dtype) -> LossOutput:
+        return reference_video_loss(model, batch, generator, device=device, model_dtype=model_dtype, family=self.family,
+                                    **self._sampling())
+
+
+STRATEGIES: dict[str, type[TrainingStrategy]] = {s.mode: s for s in (StandardStrategy, ReferenceVideoStrategy)}
+
+
+def build_strategy(conditioning: ConditioningConfig, flow_matching: FlowMatchingConfig, family: ModelFamily) -> TrainingStrategy:
+    return STRATEGIES[conditioning.mode](conditioning, flow_matching, family)

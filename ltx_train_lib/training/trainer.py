@@ -1,14 +1,15 @@
-"""The training loop: LoRA (peft) or full fine-tuning of the LTX-Video transformer, resumable at any moment.
+"""The training loop: LoRA (peft) or full fine-tuning of a model family's transformer, resumable at any moment.
 
 Runs under Hugging Face Accelerate (one process, DDP over several, or FSDP for full fine-tunes). Only rank 0 writes
 files and events. SIGTERM/SIGINT (and the death of a watched parent process) stop the run after the current
-optimizer step with a resumable checkpoint and a ``cancelled`` event.
+optimizer step with a resumable checkpoint and a ``cancelled`` event. Model specifics come from the model family
+(:mod:`ltx_train_lib.models.family`), the objective from the strategy (:mod:`ltx_train_lib.training.strategy`);
+this module names neither a model class nor a conditioning mode. The loop is one unit of ~300 lines because its
+steps (accumulate, check, step, emit, validate, checkpoint, stop) share the per-step state and read best in order.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import random
@@ -27,9 +28,13 @@ from ltx_train_lib.data import BucketBatchPlan, PrecomputedDataset, collate
 from ltx_train_lib.errors import ConfigError, TrainingError
 from ltx_train_lib.events import EVENTS_FILE, EventWriter
 from ltx_train_lib.fileio import write_text_atomic
+from ltx_train_lib.models.registry import family_for_source
 from ltx_train_lib.training import checkpoint as ckpt
-from ltx_train_lib.training.schedule import lr_factor
-from ltx_train_lib.training.strategy import check_reference_latents, flow_matching_loss, reference_video_loss
+from ltx_train_lib.training import state as run_state
+from ltx_train_lib.training.model_setup import build_optimizer, build_trainable_model
+from ltx_train_lib.training.outputs import save_weights
+from ltx_train_lib.training.state import config_fingerprint  # noqa: F401 - re-exported for callers
+from ltx_train_lib.training.strategy import build_strategy
 from ltx_train_lib.training.validation import check_validation_inputs, generate_validation_videos
 
 log = logging.getLogger("ltx_train_lib.trainer")
@@ -42,26 +47,6 @@ class TrainResult:
     step: int
     outputs: dict[str, str] = field(default_factory=dict)
     losses: list[float] = field(default_factory=list)
-
-
-def config_fingerprint(cfg: TrainerConfig) -> str:
-    """What must not change between a checkpoint and its resume (the math of training, not logging or steps)."""
-    data = cfg.model_dump(mode="json")
-    for key in ("validation", "checkpoints", "hub", "wandb", "tensorboard", "output_dir"):
-        data.pop(key, None)
-    data["optimization"].pop("steps", None)
-    data["data"].pop("num_dataloader_workers", None)
-    return hashlib.sha256(repr(sorted(_flatten(data).items())).encode()).hexdigest()[:16]
-
-
-def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def _memory_mb(device: torch.device) -> float:
@@ -112,6 +97,8 @@ class Trainer:
         self.listeners = listeners or []
         self._events = events
         self.stop = _StopFlag()
+        self.family = family_for_source(cfg.model.model_source)
+        self.strategy = build_strategy(cfg.conditioning, cfg.flow_matching, self.family)
 
     # ------------------------------------------------------------------ setup
     def _emit(self, event: str, **fields: Any) -> None:
@@ -141,16 +128,8 @@ class Trainer:
             except ImportError:
                 raise ConfigError("wandb.enabled is true but the wandb package is not installed; pip install wandb, or set wandb.enabled: false") from None
         if self.validation_enabled:
-            check_validation_inputs(cfg.validation, reference_mode=self.reference_mode)
-        if self.reference_mode:  # IC-LoRA: every sample needs its reference latents, checked before any model loads
-            dataset = PrecomputedDataset(cfg.data.preprocessed_data_root, reference_latents_dir=cfg.conditioning.reference_latents_dir)
-            check_reference_latents(dataset, cfg.conditioning.reference_latents_dir)
-            return dataset
-        return PrecomputedDataset(cfg.data.preprocessed_data_root)
-
-    @property
-    def reference_mode(self) -> bool:
-        return self.cfg.conditioning.mode == "reference_video"
+            check_validation_inputs(cfg.validation, reference_mode=self.strategy.uses_reference_videos)
+        return self.strategy.dataset(cfg.data.preprocessed_data_root)
 
     @property
     def validation_enabled(self) -> bool:
@@ -163,131 +142,18 @@ class Trainer:
             return "no"
         return mode
 
-    def _build_model(self, components) -> tuple[torch.nn.Module, list[torch.nn.Parameter]]:
-        cfg = self.cfg
-        transformer = components.transformer
-        transformer.requires_grad_(False)
-        if cfg.acceleration.quantization not in (None, "no_change"):
-            self._quantize(transformer, cfg.acceleration.quantization)
-        if cfg.model.training_mode == "lora":
-            from peft import LoraConfig
-
-            assert cfg.lora is not None
-            transformer.add_adapter(
-                LoraConfig(
-                    r=cfg.lora.rank,
-                    lora_alpha=cfg.lora.alpha,
-                    lora_dropout=cfg.lora.dropout,
-                    target_modules=list(cfg.lora.target_modules),
-                    init_lora_weights=True,
-                )
-            )
-            params = [p for n, p in transformer.named_parameters() if "lora_" in n]
-            for p in params:
-                p.requires_grad_(True)
-                p.data = p.data.float()  # adapter weights train in fp32 even over a bf16 base
-            if not params:
-                raise ConfigError(f"lora.target_modules {cfg.lora.target_modules} matched no module of the transformer")
-        else:
-            transformer.requires_grad_(True)
-            params = list(transformer.parameters())
-        if cfg.model.load_checkpoint:
-            self._load_weights_only(transformer, ckpt.find_weights_file(cfg.model.load_checkpoint))
-        if cfg.optimization.enable_gradient_checkpointing:
-            # On the unwrapped model, before DDP wraps it (the reference crashed calling it on the DDP wrapper).
-            transformer.enable_gradient_checkpointing()
-        if cfg.acceleration.compile_with_inductor:
-            if self.device.type == "cuda":
-                torch._dynamo.config.cache_size_limit = 128
-                for i, block in enumerate(transformer.transformer_blocks):
-                    transformer.transformer_blocks[i] = torch.compile(block, mode=cfg.acceleration.compilation_mode)
-            else:
-                log.info("acceleration.compile_with_inductor: skipped on CPU")
-        transformer.train()
-        return transformer, params
-
-    @staticmethod
-    def _quantize(transformer, mode: str) -> None:
-        """Quantize the frozen base weights with optimum-quanto (as the reference), keeping sensitive layers."""
-        from optimum import quanto
-
-        qtypes = {"int8-quanto": "qint8", "int4-quanto": "qint4", "int2-quanto": "qint2", "fp8-quanto": "qfloat8",
-                  "fp8uz-quanto": "qfloat8_e4m3fnuz"}
-        weights = getattr(quanto, qtypes[mode])
-        quanto.quantize(transformer, weights=weights,
-                        exclude=["proj_in", "time_embed.*", "caption_projection.*", "rope", "*norm*", "proj_out"])
-        quanto.freeze(transformer)
-
-    def _load_weights_only(self, transformer, path: Path) -> None:
-        from safetensors.torch import load_file
-
-        from ltx_train_lib import export
-
-        sd = load_file(str(path))
-        layout = export.detect_layout(sd)
-        if self.cfg.model.training_mode == "lora":
-            from peft import set_peft_model_state_dict
-
-            if layout == "comfy_lora":
-                sd = export.comfy_lora_to_diffusers(sd)
-            elif layout not in ("diffusers_lora", "peft_lora"):
-                raise TrainingError(f"model.load_checkpoint: '{path}' is not a LoRA file (layout: {layout}); give a LoRA .safetensors")
-            sd = {k.removeprefix("transformer."): v for k, v in sd.items()}
-            result = set_peft_model_state_dict(transformer, sd)
-            if result.unexpected_keys:
-                raise TrainingError(
-                    f"model.load_checkpoint: '{path}' has {len(result.unexpected_keys)} keys this LoRA does not have "
-                    f"(e.g. {result.unexpected_keys[0]}); check lora.rank and lora.target_modules match the file"
-                )
-        else:
-            if layout == "comfy_full":
-                sd = export.full_comfy_to_diffusers(sd)
-            sd = {k.removeprefix("transformer.").replace("_orig_mod.", ""): v for k, v in sd.items()}
-            missing, unexpected = transformer.load_state_dict(sd, strict=False)
-            if unexpected or missing:
-                raise TrainingError(f"model.load_checkpoint: '{path}' does not match the transformer ({len(missing)} missing, {len(unexpected)} unexpected keys)")
-
     # ------------------------------------------------------------------ state
-    def _trainable_state(self) -> dict[str, torch.Tensor]:
-        model = self.unwrapped
-        return {n: p.detach().float().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
-
-    def _rng_state(self) -> dict[str, Any]:
-        state = {
-            "generator": self.generator.get_state(),
-            "torch": torch.get_rng_state(),
-            "python": random.getstate(),
-            "numpy": np.random.get_state(),
-        }
-        if torch.cuda.is_available():
-            state["cuda"] = torch.cuda.get_rng_state_all()
-        return state
-
-    def _set_rng_state(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch"])
-        random.setstate(state["python"])
-        np.random.set_state(state["numpy"])
-        if "cuda" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda"])
-
     def _save_checkpoint(self, step: int) -> Path | None:
         from accelerate.utils import gather_object
 
-        rng_states = gather_object([self._rng_state()]) if self.world_size > 1 else [self._rng_state()]
-        trainable = self._trainable_state()
+        rng = run_state.rng_state(self.generator)
+        rng_states = gather_object([rng]) if self.world_size > 1 else [rng]
+        trainable = run_state.trainable_state(self.unwrapped)
         if not self.is_main:
             self.accelerator.wait_for_everyone()
             return None
-        state = {
-            "step": step,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "plan": self.plan.state_dict(),
-            "rng": rng_states,
-            "scaler": self.accelerator.scaler.state_dict() if getattr(self.accelerator, "scaler", None) else None,
-            "losses": self.losses,
-        }
+        scaler = getattr(self.accelerator, "scaler", None)
+        state = run_state.training_state(step, self.optimizer, self.scheduler, self.plan, rng_states, scaler, self.losses)
         meta = {"fingerprint": self.fingerprint, "world_size": self.world_size, "training_mode": self.cfg.model.training_mode}
         path = ckpt.save_state_checkpoint(self.output_dir, step, trainable, state, meta)
         self._save_weights(ckpt.checkpoints_dir(self.output_dir), suffix=f"_step_{step:05d}", step=step)
@@ -300,77 +166,22 @@ class Trainer:
         latest = ckpt.latest_state_checkpoint(self.output_dir) if self.cfg.checkpoints.resume else None
         if latest is None:
             return None
-        meta = latest.meta
-        if meta.get("fingerprint") != self.fingerprint:
-            raise TrainingError(
-                f"'{latest.path}' was made with different training settings than this config; to start over use a new "
-                "output_dir or set checkpoints.resume: false (existing checkpoints are kept)"
-            )
-        if int(meta.get("world_size", 1)) != self.world_size:
-            raise TrainingError(
-                f"'{latest.path}' was made with {meta.get('world_size')} process(es) but this run has {self.world_size}; "
-                "resume with the same --num_processes (the data order and noise streams are per process)"
-            )
+        run_state.check_resumable(latest.meta, str(latest.path), self.fingerprint, self.world_size)
         trainable, state = ckpt.load_state_checkpoint(latest)
-        named = dict(self.unwrapped.named_parameters())
-        with torch.no_grad():
-            for name, value in trainable.items():
-                if name not in named:
-                    raise TrainingError(f"checkpoint '{latest.path}' has a weight '{name}' the model does not have")
-                named[name].copy_(value.to(named[name].dtype))
+        run_state.restore_trainable(self.unwrapped, trainable, str(latest.path))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.plan.load_state_dict(state["plan"])
         if state.get("scaler") and getattr(self.accelerator, "scaler", None):
             self.accelerator.scaler.load_state_dict(state["scaler"])
-        self._set_rng_state(state["rng"][self.rank])
+        run_state.set_rng_state(self.generator, state["rng"][self.rank])
         self.step = int(state["step"])
         self.losses = list(state.get("losses", []))
         return str(latest.path)
 
     # ------------------------------------------------------------------ outputs
-    def _metadata(self, step: int) -> dict[str, str]:
-        cfg = self.cfg
-        meta = {
-            "base_model": self.model_label,
-            "training_mode": cfg.model.training_mode,
-            "training_steps": str(step),
-            "learning_rate": str(cfg.optimization.learning_rate),
-            "trainer": "ltx_train_lib",
-        }
-        if cfg.lora:
-            meta.update(rank=str(cfg.lora.rank), alpha=str(cfg.lora.alpha), target_modules=",".join(cfg.lora.target_modules))
-        trigger = os.environ.get("LTX_TRAIN_TRIGGER_WORD")
-        if trigger:
-            meta["trigger_word"] = trigger
-        return meta
-
     def _save_weights(self, folder: Path, suffix: str = "", step: int = 0) -> dict[str, str]:
-        from ltx_train_lib import export
-
-        model = self.unwrapped
-        meta = self._metadata(step)
-        if self.cfg.model.training_mode == "lora":
-            from peft import get_peft_model_state_dict
-
-            assert self.cfg.lora is not None
-            sd = {k: v.detach().float().cpu().contiguous() for k, v in get_peft_model_state_dict(model).items()}
-            d, c = export.save_lora_pair(
-                sd,
-                folder,
-                rank=self.cfg.lora.rank,
-                alpha=self.cfg.lora.alpha,
-                metadata=meta,
-                diffusers_name=f"lora_weights{suffix}.safetensors",
-                comfy_name=f"lora_weights{suffix}_comfy.safetensors",
-            )
-            return {"lora": str(d), "lora_comfy": str(c)}
-        sd = {k.replace("_orig_mod.", ""): v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        path = folder / f"model_weights{suffix}.safetensors"
-        # The architecture travels with the weights, so the file loads as a single-file model_source of any size.
-        meta["transformer_config"] = json.dumps({k: v for k, v in dict(model.config).items() if not k.startswith("_")})
-        export.save_full_model(sd, path, meta)
-        return {"model": str(path)}
+        return save_weights(self.cfg, self.family, self.unwrapped, folder, model_label=self.model_label, suffix=suffix, step=step)
 
     def _validate(self, step: int) -> None:
         if not self.validation_enabled:
@@ -381,7 +192,7 @@ class Trainer:
             # Validation must not disturb the training random streams (exact resume depends on them).
             with torch.random.fork_rng(devices=[]):
                 paths = generate_validation_videos(self.components, model, self.cfg.validation, step, self.output_dir, self.device,
-                                                   reference_mode=self.reference_mode)
+                                                   reference_mode=self.strategy.uses_reference_videos)
             model.train()
             self._emit("sample", step=step, paths=[str(p) for p in paths], prompts=list(self.cfg.validation.prompts))
             if self.tb is not None:
@@ -463,20 +274,10 @@ class Trainer:
         )
         self.model_label = self.components.label
         self.model_dtype = base_dtype
-        transformer, params = self._build_model(self.components)
+        transformer, params = build_trainable_model(cfg, self.family, self.components.transformer, self.device)
 
         opt = cfg.optimization
-        if opt.optimizer_type == "adamw8bit":
-            import bitsandbytes as bnb
-
-            optimizer = bnb.optim.AdamW8bit(params, lr=opt.learning_rate, weight_decay=opt.weight_decay)
-        else:
-            optimizer = torch.optim.AdamW(params, lr=opt.learning_rate, weight_decay=opt.weight_decay)
-        lr_factor(opt.scheduler_type, opt.scheduler_params, 0, opt.steps, opt.learning_rate)  # validate params early
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            lambda s: lr_factor(opt.scheduler_type, opt.scheduler_params, s, opt.steps, opt.learning_rate, opt.warmup_steps),
-        )
+        optimizer, self.scheduler = build_optimizer(opt, params)
         self.model, self.optimizer = acc.prepare(transformer, optimizer)
         self.unwrapped = acc.unwrap_model(self.model)
         self.step = 0
@@ -532,17 +333,7 @@ class Trainer:
                 batch = next(batches)
                 sync = micro == accum - 1
                 with (nullcontext() if sync else acc.no_sync(self.model)), acc.autocast():
-                    loss_fn = reference_video_loss if self.reference_mode else flow_matching_loss
-                    out = loss_fn(
-                        self.model,
-                        batch,
-                        self.generator,
-                        sampling_mode=cfg.flow_matching.timestep_sampling_mode,
-                        sampling_params=cfg.flow_matching.timestep_sampling_params,
-                        first_frame_p=cfg.conditioning.first_frame_conditioning_p,
-                        device=self.device,
-                        model_dtype=self.model_dtype,
-                    )
+                    out = self.strategy.loss(self.model, batch, self.generator, device=self.device, model_dtype=self.model_dtype)
                     acc.backward(out.loss / accum)
                 loss_sum += out.loss.detach().float().item()
             loss_value = loss_sum / accum
@@ -625,7 +416,7 @@ class Trainer:
         cfg, acc = self.cfg, self.accelerator
         if not resumed_only and self.validation_enabled:
             self._validate(self.step)  # samples of the final weights
-        digest = hashlib.sha256(b"".join(v.numpy().tobytes() for _, v in sorted(self._trainable_state().items()))).hexdigest()
+        digest = run_state.trainable_digest(self.unwrapped)
         if self.world_size > 1:
             from accelerate.utils import gather_object
 

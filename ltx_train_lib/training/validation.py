@@ -1,9 +1,8 @@
-"""Validation videos with the diffusers LTX pipelines (text-to-video, and image-to-video with a first frame), and
-IC-LoRA (reference video) samples from a small sampler loop over the same components."""
+"""Validation videos: input checks, the prompt/seed loop and the files written. Sampling itself is the model family's
+(``ModelFamily.validation_sampler``): text-to-video, image-to-video and IC-LoRA (reference video)."""
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 from pathlib import Path
@@ -65,94 +64,6 @@ def load_reference_video(path: str | Path, width: int, height: int, num_frames: 
     return resize_and_crop(frames, width, height)
 
 
-@torch.no_grad()
-def sample_with_reference(
-    pipe,
-    transformer,
-    cfg: ValidationConfig,
-    prompt: str,
-    reference: np.ndarray,
-    generator: torch.Generator,
-    device,
-    image=None,
-) -> np.ndarray:
-    """IC-LoRA sampling: denoise the target tokens with the reference's latents prepended clean at timestep 0.
-
-    Mirrors training (``reference_video_loss``): sequence ``[reference | target]`` with one shared RoPE grid, and the
-    diffusers LTX pipeline's schedule (sigmas linspace(1, 1/N, N), token-count shift) and classifier-free guidance
-    with the negative prompt. ``image`` (optional) is fed clean as the target's first latent frame. Returns the
-    decoded target as uint8 [F, H, W, 3].
-    """
-    from diffusers.pipelines.ltx.pipeline_ltx import calculate_shift
-
-    from ltx_train_lib.models.ltxv import TEXT_MAX_TOKENS, rope_interpolation_scale
-    from ltx_train_lib.precompute import decode_latents, encode_latents, frames_to_pixels
-    from ltx_train_lib.training.strategy import video_coords
-
-    vae = pipe.vae
-    dtype = next(transformer.parameters()).dtype
-    guided = cfg.guidance_scale > 1.0
-    embeds, mask, neg_embeds, neg_mask = pipe.encode_prompt(
-        prompt,
-        cfg.negative_prompt,
-        do_classifier_free_guidance=guided,
-        max_sequence_length=TEXT_MAX_TOKENS,  # the T5 length the model was trained with
-        device=device,
-    )
-    if guided:  # one batched call: [unconditional, conditional]
-        embeds, mask = torch.cat([neg_embeds, embeds]), torch.cat([neg_mask, mask])
-    n = embeds.shape[0]
-
-    ref = encode_latents(vae, frames_to_pixels(reference)[None], [generator])[0]
-    f, h, w = ref["num_frames"], ref["height"], ref["width"]
-    ref_tokens = ref["latents"][None].to(device, torch.float32)
-    seq_len = ref_tokens.shape[1]
-    latents = torch.randn(ref_tokens.shape, generator=generator).to(device)
-    clean = 0  # target tokens fed clean (the first latent frame when an image is given)
-    if image is not None:
-        first = encode_latents(vae, frames_to_pixels(np.array(image)[None])[None], [generator])[0]["latents"]
-        clean = first.shape[0]
-        first = first[None].to(device, torch.float32)
-        latents[:, :clean] = first
-
-    scheduler = copy.deepcopy(pipe.scheduler)  # set_timesteps/step keep state: never touch the shared one
-    steps = cfg.inference_steps
-    mu = calculate_shift(
-        seq_len,  # the target's token count, as the sigma sampler in training
-        scheduler.config.get("base_image_seq_len", 256),
-        scheduler.config.get("max_image_seq_len", 4096),
-        scheduler.config.get("base_shift", 0.5),
-        scheduler.config.get("max_shift", 1.15),
-    )
-    scheduler.set_timesteps(sigmas=np.linspace(1.0, 1.0 / steps, steps), mu=mu, device=device)
-    coords = video_coords(n, f, h, w, cfg.frame_rate)
-    coords = torch.cat([coords, coords], dim=2).to(device)
-    rope_scale = rope_interpolation_scale(cfg.frame_rate)
-    ref_timestep = torch.zeros(n, seq_len, device=device)
-    for t in scheduler.timesteps:
-        target_timestep = t.to(device, torch.float32).expand(n, seq_len).clone()
-        target_timestep[:, :clean] = 0.0
-        pred = transformer(
-            hidden_states=torch.cat([ref_tokens, latents], dim=1).expand(n, -1, -1).to(dtype),
-            encoder_hidden_states=embeds.to(dtype),
-            timestep=torch.cat([ref_timestep, target_timestep], dim=1),
-            encoder_attention_mask=mask,
-            num_frames=f,
-            height=h,
-            width=w,
-            rope_interpolation_scale=rope_scale,
-            video_coords=coords,
-            return_dict=False,
-        )[0][:, seq_len:].float()
-        if guided:
-            uncond, cond = pred.chunk(2)
-            pred = uncond + cfg.guidance_scale * (cond - uncond)
-        latents = scheduler.step(pred, t, latents, return_dict=False)[0]
-        if clean:
-            latents[:, :clean] = first  # conditioning tokens are never updated
-    return decode_latents(vae, latents[0], f, h, w)
-
-
 def _load_image(path: str, width: int, height: int):
     from PIL import Image, ImageOps
 
@@ -179,33 +90,25 @@ def _write_mp4(frames, path: Path, fps: float) -> None:
 def generate_validation_videos(
     components, transformer, cfg: ValidationConfig, step: int, output_dir: Path, device, reference_mode: bool = False
 ) -> list[Path]:
-    """Generate ``videos_per_prompt`` videos for every prompt; returns the written paths.
+    """Generate ``videos_per_prompt`` videos for every prompt with the model family's sampler; returns the written
+    paths.
 
     ``reference_mode`` (IC-LoRA, with ``cfg.reference_videos``): each sample is the prompt's reference video and the
     generated video side by side (reference left), so width 2 x W.
     """
-    from diffusers import LTXImageToVideoPipeline, LTXPipeline
     from diffusers.utils import logging as diffusers_logging
 
     from ltx_train_lib.media import write_video
+    from ltx_train_lib.models.registry import get_family
 
     diffusers_logging.set_verbosity_error()  # per-call truncation notices would drown the training log
 
     out_dir = Path(output_dir) / SAMPLES_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
-    parts = dict(
-        transformer=transformer,
-        vae=components.vae.to(device),
-        text_encoder=components.text_encoder.to(device),
-        tokenizer=components.tokenizer,
-        scheduler=components.scheduler,
-    )
-    t2v = LTXPipeline(**parts)
     ic = reference_mode and bool(cfg.reference_videos)
-    i2v = LTXImageToVideoPipeline(**parts) if cfg.images and not ic else None
-    for pipe in (t2v, i2v):
-        if pipe is not None:
-            pipe.set_progress_bar_config(disable=True)
+    sampler = get_family(components.source.family).validation_sampler(
+        components, transformer, device, image_to_video=bool(cfg.images) and not ic
+    )
     width, height, frames = cfg.video_dims
     written: list[Path] = []
     prompts_index_path = out_dir / PROMPTS_FILE
@@ -215,43 +118,25 @@ def generate_validation_videos(
         index = {}
     dtype = next(transformer.parameters()).dtype
     use_autocast = dtype != torch.float32
-    for i, prompt in enumerate(cfg.prompts):
-        reference = load_reference_video(cfg.reference_videos[i], width, height, frames) if ic else None
-        for k in range(cfg.videos_per_prompt):
-            generator = torch.Generator(device="cpu").manual_seed(cfg.seed + k)
-            if reference is not None:
+    try:
+        for i, prompt in enumerate(cfg.prompts):
+            reference = load_reference_video(cfg.reference_videos[i], width, height, frames) if ic else None
+            for k in range(cfg.videos_per_prompt):
+                generator = torch.Generator(device="cpu").manual_seed(cfg.seed + k)
                 image = _load_image(cfg.images[i], width, height) if cfg.images else None
-                with torch.autocast(device_type=torch.device(device).type, dtype=dtype, enabled=use_autocast):
-                    video = sample_with_reference(t2v, transformer, cfg, prompt, reference, generator, device, image)
                 path = out_dir / sample_name(step, i, k)
-                write_video(path, np.concatenate([reference, video], axis=2), cfg.frame_rate)
+                with torch.autocast(device_type=torch.device(device).type, dtype=dtype, enabled=use_autocast):
+                    if reference is not None:
+                        video = sampler.with_reference(cfg, prompt, reference, generator, image)
+                    else:
+                        video = sampler.generate(cfg, prompt, generator, image)
+                if reference is not None:
+                    write_video(path, np.concatenate([reference, video], axis=2), cfg.frame_rate)
+                else:
+                    _write_mp4(video, path, cfg.frame_rate)
                 written.append(path)
                 index[path.name] = prompt
-                continue
-            kwargs = dict(
-                prompt=prompt,
-                negative_prompt=cfg.negative_prompt,
-                width=width,
-                height=height,
-                num_frames=frames,
-                frame_rate=cfg.frame_rate,
-                num_inference_steps=cfg.inference_steps,
-                guidance_scale=cfg.guidance_scale,
-                generator=generator,
-                max_sequence_length=256,  # the T5 length the model was trained with (the pipeline default is 128)
-                output_type="np",
-            )
-            pipe = t2v
-            if cfg.images:
-                pipe = i2v
-                kwargs["image"] = _load_image(cfg.images[i], width, height)
-            with torch.autocast(device_type=torch.device(device).type, dtype=dtype, enabled=use_autocast):
-                video = pipe(**kwargs).frames[0]
-            path = out_dir / sample_name(step, i, k)
-            _write_mp4(video, path, cfg.frame_rate)
-            written.append(path)
-            index[path.name] = prompt
+    finally:
+        sampler.close()
     write_text_atomic(prompts_index_path, json.dumps(index, indent=2))
-    components.vae.to("cpu")
-    components.text_encoder.to("cpu")
     return written

@@ -1,8 +1,4 @@
-"""Everything specific to the LTX-Video (0.9.x) family in one place.
-
-Module names, latent normalisation and packing, RoPE scaling and the ComfyUI key renames. A second family
-(LTX-2) gets a sibling module with the same functions.
-"""
+"""LTX-Video latent math: compression, token counts, packing, normalisation, RoPE scale and the sigma shift."""
 
 from __future__ import annotations
 
@@ -11,16 +7,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-FAMILY = "ltxv"
-TEXT_MAX_TOKENS = 256  # T5 sequence length used by the reference for conditions
 SPATIAL_COMPRESSION = 32
 TEMPORAL_COMPRESSION = 8
-DEFAULT_LORA_TARGETS = ("to_k", "to_q", "to_v", "to_out.0")
-
-# diffusers name -> ComfyUI / original Lightricks name; block-internal names are identical.
-COMFY_TOP_LEVEL_RENAMES = (("proj_in", "patchify_proj"), ("time_embed", "adaln_single"))
-DIFFUSERS_PREFIX = "transformer."
-COMFY_PREFIX = "diffusion_model."
 
 
 def latent_frames(num_frames: int) -> int:
@@ -72,18 +60,3 @@ def shift_for_tokens(num_tokens: int, min_tokens: int = 1024, max_tokens: int = 
     m = (max_shift - min_shift) / (max_tokens - min_tokens)
     b = min_shift - m * min_tokens
     return m * num_tokens + b
-
-
-def to_comfy_module_name(name: str) -> str:
-    """diffusers module path (no prefix) -> ComfyUI module path (no prefix)."""
-    for src, dst in COMFY_TOP_LEVEL_RENAMES:
-        if name == src or name.startswith(src + "."):
-            return dst + name[len(src) :]
-    return name
-
-
-def to_diffusers_module_name(name: str) -> str:
-    for dst, src in COMFY_TOP_LEVEL_RENAMES:
-        if name == src or name.startswith(src + "."):
-            return dst + name[len(src) :]
-    return name

@@ -1,0 +1,60 @@
+"""The weights a run writes: the LoRA pair (diffusers + ComfyUI keys) or the full model, with header metadata."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+    from ltx_train_lib.config import TrainerConfig
+    from ltx_train_lib.models.family import ModelFamily
+
+
+def weights_metadata(cfg: TrainerConfig, model_label: str, step: int, family: ModelFamily) -> dict[str, str]:
+    """What the safetensors header says about the weights (read by the model card, the nodes and ComfyUI users)."""
+    meta = {
+        "base_model": model_label,
+        "model_family": family.name,
+        "training_mode": cfg.model.training_mode,
+        "training_steps": str(step),
+        "learning_rate": str(cfg.optimization.learning_rate),
+        "trainer": "ltx_train_lib",
+    }
+    if cfg.lora:
+        meta.update(rank=str(cfg.lora.rank), alpha=str(cfg.lora.alpha), target_modules=",".join(cfg.lora.target_modules))
+    if cfg.data.trigger_word:
+        meta["trigger_word"] = cfg.data.trigger_word
+    return meta
+
+
+def save_weights(
+    cfg: TrainerConfig, family: ModelFamily, model: torch.nn.Module, folder: Path, *, model_label: str,
+    suffix: str = "", step: int = 0,
+) -> dict[str, str]:
+    """Write the weights of ``model`` into ``folder``; returns {"lora", "lora_comfy"} or {"model"} -> path."""
+    from ltx_train_lib import export
+
+    meta = weights_metadata(cfg, model_label, step, family)
+    if cfg.model.training_mode == "lora":
+        from peft import get_peft_model_state_dict
+
+        assert cfg.lora is not None
+        sd = {k: v.detach().float().cpu().contiguous() for k, v in get_peft_model_state_dict(model).items()}
+        d, c = export.save_lora_pair(
+            sd,
+            folder,
+            rank=cfg.lora.rank,
+            alpha=cfg.lora.alpha,
+            metadata=meta,
+            diffusers_name=f"lora_weights{suffix}.safetensors",
+            comfy_name=f"lora_weights{suffix}_comfy.safetensors",
+            family=family,
+        )
+        return {"lora": str(d), "lora_comfy": str(c)}
+    sd = {k.replace("_orig_mod.", ""): v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    path = folder / f"model_weights{suffix}.safetensors"
+    meta.update(family.full_model_metadata(model))
+    export.save_full_model(sd, path, meta)
+    return {"model": str(path)}
