@@ -381,3 +381,45 @@ def test_cli(fake_hub, lora_output, capsys):
     assert hub_main([str(lora_output / "nope"), REPO_ID, "--endpoint", fake_hub.base_url]) == 1
     assert "output folder not found" in capsys.readouterr().err
     assert hub_main([]) == 2
+
+
+def test_card_facts_are_collected_once_and_render_purely(lora_output):
+    from ltx_train_lib.hub import card, facts
+
+    f = hub.collect_card_facts(lora_output, repo_id=REPO_ID)
+    assert (f.kind, f.files, f.rank, f.alpha, f.steps, f.trigger_word) == (
+        "lora",
+        ("lora_weights.safetensors", "lora_weights_comfy.safetensors"),
+        "4",
+        "8",
+        "10",
+        "zxq",
+    )
+    assert f.resolution_buckets == ("768x512x49", "512x512x49") and f.samples_step == 10
+    assert [(s.path_in_repo, s.prompt) for s in f.samples] == [
+        ("sample_videos/step_000010_p0_v0.gif", PROMPTS[0]),
+        ("sample_videos/step_000010_p1_v0.gif", PROMPTS[1]),
+    ]
+    readme = hub.render_model_card(f)
+    assert readme == card.render_model_card(f)  # same facts, same text: nothing else is read
+    # the pre-split keyword signature renders the same card from the same pieces
+    assert readme == hub.render_model_card(
+        repo_id=REPO_ID,
+        kind="lora",
+        files=list(f.files),
+        config=f.config,
+        weights_metadata=f.weights_metadata,
+        samples=[(s.path_in_repo, s.prompt) for s in f.samples],
+        trigger_word=None,
+        samples_step=10,
+    )
+    with pytest.raises(TypeError, match="not both"):
+        hub.render_model_card(f, repo_id=REPO_ID)
+    # the family part comes from the one family function; the generic modules name no LTX class, repo or node
+    family = hub.family_card_text(f)
+    assert "LTXPipeline" in family.usage_code and "LoraLoaderModelOnly" in family.comfyui_instructions
+    assert family.base_model.hub_id == "Lightricks/LTX-Video" and family.licence == "other"
+    for module in (card, facts, hub.upload, hub.samples, hub.folder, hub.errors):
+        source = Path(module.__file__).read_text(encoding="utf-8")
+        for name in ("LTXPipeline", "LTXVideo", "Lightricks", "LoraLoader", "models.ltxv", "T5"):
+            assert name not in source, f"{module.__name__} names {name}"

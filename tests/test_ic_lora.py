@@ -17,9 +17,9 @@ from ltx_train_lib.captions_io import CaptionEntry, read_captions, write_caption
 from ltx_train_lib.config import ValidationConfig, config_from_dict
 from ltx_train_lib.errors import ConfigError, DatasetError
 from ltx_train_lib.media import probe_media, read_video_frames
+from ltx_train_lib.models.ltxv.transformer import video_coords
 from ltx_train_lib.synthetic import make_image, make_scene_video
 from ltx_train_lib.training.sigmas import sample_sigmas
-from ltx_train_lib.models.ltxv.transformer import video_coords
 from ltx_train_lib.training.strategy import ReferenceVideoStrategy, reference_video_loss
 from ltx_train_lib.training.trainer import Trainer
 from tests.conftest import make_precomputed, tiny_config_dict
@@ -380,7 +380,6 @@ def _ic_config(root: Path, out: Path, ref_video: Path, **overrides) -> dict:
 def test_reference_video_training_run_and_side_by_side_validation(
     tmp_path: Path, tiny_model_dir: Path, monkeypatch
 ) -> None:
-    from ltx_train_lib.training import trainer as trainer_module
     from ltx_train_lib.training.validation import load_reference_video
 
     root = make_ic_precomputed(tmp_path / "ds", [(2, 1, 2)] * 2 + [(1, 2, 2)] * 2)

@@ -10,8 +10,8 @@ import torch
 from ltx_train_lib.errors import ConfigError, ModelLoadError
 from ltx_train_lib.models import ltxv
 from ltx_train_lib.models.loader import build_random_transformer, load_components
-from ltx_train_lib.models.registry import MODEL_VERSIONS, resolve_source
 from ltx_train_lib.models.ltxv.tiny import MARKER_FILE, build_tiny_pipeline
+from ltx_train_lib.models.registry import MODEL_VERSIONS, resolve_source
 
 
 def test_named_versions_cover_2b_and_13b_dev_and_distilled() -> None:
