@@ -7,7 +7,7 @@ second. Layouts:
 - ``peft_lora``: ``get_peft_model_state_dict`` output, ``transformer_blocks.0.attn1.to_q.lora_A.weight`` (maybe with
   ``base_model.model.``, ``_orig_mod.`` or ``.lora_A.default.weight``).
 - ``diffusers_lora``: ``transformer.<module>.lora_A.weight`` / ``.lora_B.weight``; what
-  ``LTXPipeline.load_lora_weights`` loads. diffusers rejects ``.alpha`` keys, so its alpha/rank scale lives in the
+  diffusers' ``load_lora_weights`` loads. diffusers rejects ``.alpha`` keys, so its alpha/rank scale lives in the
   ``lora_adapter_metadata`` header.
 - ``comfy_lora``: ``diffusion_model.<module>.lora_A/lora_B.weight`` (or ``lora_down/lora_up``) plus optional
   ``diffusion_model.<module>.alpha``. ComfyUI scales by alpha/rank and by 1.0 when ``.alpha`` is missing.
@@ -570,7 +570,7 @@ def save_lora_pair(
 
     Both headers hold ``metadata`` plus rank, alpha and target modules. The diffusers file also gets diffusers' own
     ``format: pt`` and ``lora_adapter_metadata`` (``transformer.``-prefixed LoraConfig dict, as
-    ``LTXPipeline.save_lora_weights`` writes it) so ``load_lora_weights`` applies alpha/rank. The ComfyUI file carries
+    diffusers' ``save_lora_weights`` writes it) so ``load_lora_weights`` applies alpha/rank. The ComfyUI file carries
     ``.alpha`` tensors where alpha differs from the rank.
     """
     out_dir = Path(out_dir)

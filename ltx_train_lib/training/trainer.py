@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import signal
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -34,11 +33,11 @@ from ltx_train_lib.training import state as run_state
 from ltx_train_lib.training.model_setup import build_optimizer, build_trainable_model
 from ltx_train_lib.training.outputs import save_weights
 from ltx_train_lib.training.state import config_fingerprint  # noqa: F401 - re-exported for callers
+from ltx_train_lib.training.stop import PARENT_PID_ENV, StopFlag, peak_memory_mb  # noqa: F401 - PARENT_PID_ENV re-exported
 from ltx_train_lib.training.strategy import build_strategy
 from ltx_train_lib.training.validation import check_validation_inputs, generate_validation_videos
 
 log = logging.getLogger("ltx_train_lib.trainer")
-PARENT_PID_ENV = "LTX_TRAIN_PARENT_PID"
 
 
 @dataclass
@@ -49,54 +48,13 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
 
 
-def _memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
-    import resource
-
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-class _StopFlag:
-    """Set by SIGTERM/SIGINT; checked at optimizer-step boundaries."""
-
-    def __init__(self) -> None:
-        self.reason: str | None = None
-        self._previous: dict[int, Any] = {}
-
-    def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread (e.g. called from a ComfyUI worker): no handlers
-                pass
-
-    def uninstall(self) -> None:
-        for sig, prev in self._previous.items():
-            signal.signal(sig, prev)
-        self._previous.clear()
-
-    def _handle(self, signum, frame) -> None:  # noqa: ARG002
-        self.reason = signal.Signals(signum).name
-
-    def check_parent(self) -> None:
-        pid = os.environ.get(PARENT_PID_ENV)
-        if pid and self.reason is None:
-            try:
-                os.kill(int(pid), 0)
-            except ProcessLookupError:
-                self.reason = "parent process exited"
-            except (PermissionError, ValueError):
-                pass
-
-
 class Trainer:
     def __init__(self, cfg: TrainerConfig, *, events: EventWriter | None = None, listeners: list | None = None) -> None:
         self.cfg = cfg
         self.output_dir = Path(cfg.output_dir).expanduser().resolve()
         self.listeners = listeners or []
         self._events = events
-        self.stop = _StopFlag()
+        self.stop = StopFlag()
         self.family = family_for_source(cfg.model.model_source)
         self.strategy = build_strategy(cfg.conditioning, cfg.flow_matching, self.family)
 
@@ -366,7 +324,7 @@ class Trainer:
                 lr=lr,
                 sec_per_step=round(dt, 4),
                 eta_s=round(avg * (total - self.step), 1),
-                memory_mb=_memory_mb(self.device),
+                memory_mb=peak_memory_mb(self.device),
             )
             if self.tb is not None:
                 self.tb.add_scalar("train/loss", loss_value, self.step)
