@@ -127,8 +127,14 @@ class AccelerationConfig(_Section):
         Literal["no_change", "int8-quanto", "int4-quanto", "int2-quanto", "fp8-quanto", "fp8uz-quanto"] | None
     ) = Field(None, description="Weight quantization of the frozen base model (optimum-quanto; LoRA only).")
     load_text_encoder_in_8bit: bool = Field(False, description="Load T5 in 8-bit (bitsandbytes, CUDA only).")
-    compile_with_inductor: bool = Field(True, description="torch.compile each transformer block.")
-    compilation_mode: Literal["default", "reduce-overhead", "max-autotune"] = Field("reduce-overhead", description="torch.compile mode.")
+    compile_with_inductor: bool = Field(
+        False,
+        description="torch.compile each transformer block (GPU only; off by default, as in the reference's own configs). "
+        "Validation always samples through the eager blocks.",
+    )
+    compilation_mode: Literal["default", "reduce-overhead", "max-autotune"] = Field(
+        "default", description="torch.compile mode; 'default' (CUDA graphs of 'reduce-overhead' break with varying bucket shapes)."
+    )
 
 
 class DataConfig(_Section):
@@ -245,11 +251,11 @@ class TrainerConfig(_Section):
         return self
 
 
-def _section_classes(annotation: Any) -> list[type[BaseModel]]:
+def section_classes(annotation: Any) -> list[type[BaseModel]]:
     """The pydantic models inside an annotation (``X | None``, tagged unions of ``Annotated`` members)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
-    return [c for arg in typing.get_args(annotation) for c in _section_classes(arg)]
+    return [c for arg in typing.get_args(annotation) for c in section_classes(arg)]
 
 
 def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -259,7 +265,7 @@ def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
         field = getattr(current, "model_fields", {}).get(part)
         if field is None:
             return []
-        current = next(iter(_section_classes(field.annotation)), None)
+        current = next(iter(section_classes(field.annotation)), None)
         if current is None:
             return []
     return list(getattr(current, "model_fields", {}).keys())

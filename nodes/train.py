@@ -95,11 +95,11 @@ def _dims_widgets() -> dict[str, Any]:
 
 
 def _section_key(section: type) -> str:
-    from ltx_train_lib.config import TrainerConfig
+    from ltx_train_lib.config import TrainerConfig, section_classes
 
     for key, info in TrainerConfig.model_fields.items():
-        ann = info.annotation
-        if ann is section or section in getattr(ann, "__args__", ()):
+        # A tagged union (conditioning) holds subclasses of the section the widget names.
+        if any(issubclass(c, section) for c in section_classes(info.annotation)):
             return key
     raise KeyError(section.__name__)
 
