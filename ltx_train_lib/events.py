@@ -27,7 +27,7 @@ from typing import Any
 
 EVENT_PREFIX = "@@LTX_EVENT "
 EVENTS_FILE = "events.jsonl"
-EVENT_TYPES = ("started", "step", "sample", "checkpoint", "done", "cancelled", "error")
+EVENT_TYPES = ("started", "step", "sample", "validation_failed", "checkpoint", "done", "cancelled", "error")
 
 
 class EventWriter:

@@ -395,7 +395,29 @@ def write_safetensors(sd: Mapping[str, Tensor], path: str | Path, metadata: Mapp
     tensors = _prepare_tensors(sd)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=_stringify_metadata(metadata))
+        canonicalise_header(tmp)
     return path
+
+
+def canonicalise_header(path: str | Path) -> None:
+    """Rewrite a .safetensors header with sorted metadata and tensors in data order, in place.
+
+    safetensors serialises its header from hash maps, so the same tensors and metadata give a different byte order
+    (and sha256) in every process; identical runs must give identical files. The canonical header has exactly the
+    same length (same entries, same compact JSON), so only the header bytes are rewritten, never the data.
+    """
+    with open(path, "r+b") as fh:
+        size = int.from_bytes(fh.read(8), "little")
+        raw = fh.read(size)
+        header = json.loads(raw)
+        meta = header.pop("__metadata__", None)
+        ordered: dict[str, Any] = {"__metadata__": dict(sorted(meta.items()))} if meta is not None else {}
+        ordered.update(sorted(header.items(), key=lambda kv: (kv[1]["data_offsets"][0], kv[0])))
+        text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if len(text) > size:
+            raise ConversionError(f"{path}: unexpected safetensors header layout; cannot write it canonically")
+        fh.seek(8)
+        fh.write(text + b" " * (size - len(text)))  # safetensors pads its header with spaces
 
 
 def read_safetensors(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]]:

@@ -132,3 +132,21 @@ def find_weights_file(path: str | Path) -> Path:
             raise TrainingError(f"model.load_checkpoint: no '*_step_N.safetensors' weights found in folder '{path}'; give a file path")
         return max(candidates)[1]
     raise TrainingError(f"model.load_checkpoint: '{path}' does not exist; give an existing .safetensors file or checkpoint folder")
+
+
+def remove_interrupted_writes(output_dir: str | Path) -> list[Path]:
+    """Delete the temporary files and folders (``.<name>.<random>.tmp``, see fileio.atomic_path/atomic_dir) that a run
+    killed mid-write left in ``output_dir`` and its checkpoints folder. Call only while holding the folder's lock."""
+    removed: list[Path] = []
+    for folder in (Path(output_dir), checkpoints_dir(output_dir), Path(output_dir) / "validation_samples"):
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            if not (entry.name.startswith(".") and ".tmp" in entry.name):
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed

@@ -10,6 +10,7 @@ steps (accumulate, check, step, emit, validate, checkpoint, stop) share the per-
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -27,6 +28,7 @@ from ltx_train_lib.data import BucketBatchPlan, PrecomputedDataset, collate
 from ltx_train_lib.errors import ConfigError, TrainingError
 from ltx_train_lib.events import EVENTS_FILE, EventWriter
 from ltx_train_lib.fileio import write_text_atomic
+from ltx_train_lib.locks import FolderBusy, describe_owner, folder_lock
 from ltx_train_lib.models.registry import family_for_source
 from ltx_train_lib.training import checkpoint as ckpt
 from ltx_train_lib.training import state as run_state
@@ -46,6 +48,15 @@ class TrainResult:
     step: int
     outputs: dict[str, str] = field(default_factory=dict)
     losses: list[float] = field(default_factory=list)
+
+
+def _release_accelerator_memory() -> None:
+    """Give back what a validation (or a failed one) held on the GPU before training continues."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 class Trainer:
@@ -147,11 +158,21 @@ class Trainer:
         if self.is_main:
             model = self.unwrapped
             model.eval()
-            # Validation must not disturb the training random streams (exact resume depends on them).
-            with torch.random.fork_rng(devices=[]):
-                paths = generate_validation_videos(self.components, model, self.cfg.validation, step, self.output_dir, self.device,
-                                                   reference_mode=self.strategy.uses_reference_videos)
-            model.train()
+            try:
+                # Validation must not disturb the training random streams (exact resume depends on them).
+                with torch.random.fork_rng(devices=[]):
+                    paths = generate_validation_videos(self.components, model, self.cfg.validation, step, self.output_dir,
+                                                       self.device, reference_mode=self.strategy.uses_reference_videos)
+            except Exception as exc:  # noqa: BLE001 - samples are a view of training, never a reason to lose it
+                log.warning("validation at step %d failed: %s", step, exc)
+                self._emit("validation_failed", step=step, message=f"{type(exc).__name__}: {exc}"[:2000])
+                paths = None
+            finally:
+                model.train()
+                _release_accelerator_memory()
+            if paths is None:
+                self.accelerator.wait_for_everyone()
+                return
             self._emit("sample", step=step, paths=[str(p) for p in paths], prompts=list(self.cfg.validation.prompts))
             if self.tb is not None:
                 self.tb.add_text("validation/prompts", "\n".join(self.cfg.validation.prompts), step)
@@ -205,11 +226,30 @@ class Trainer:
             self._events = EventWriter(self.output_dir / EVENTS_FILE, echo_stdout=os.environ.get("LTX_TRAIN_EVENTS_STDOUT") == "1")
         self.events = self._events
         self.fingerprint = config_fingerprint(cfg)
+        with contextlib.ExitStack() as stack:
+            if self.is_main:
+                stack.enter_context(self._own_output_dir())
+            try:
+                return self._train(dataset)
+            except Exception as exc:
+                self._emit("error", message=str(exc) or type(exc).__name__, step=getattr(self, "step", 0))
+                raise
+
+    @contextlib.contextmanager
+    def _own_output_dir(self):
+        """One trainer per output folder (a second one stops at once, naming the first); then the temp files an
+        interrupted run left (half-written checkpoints, weights) are removed: nobody else can be writing them."""
         try:
-            return self._train(dataset)
-        except Exception as exc:
-            self._emit("error", message=str(exc) or type(exc).__name__, step=getattr(self, "step", 0))
-            raise
+            with folder_lock(self.output_dir, "trainer"):
+                removed = ckpt.remove_interrupted_writes(self.output_dir)
+                if removed:
+                    log.info("removed %d temporary file(s) left by an interrupted run in %s", len(removed), self.output_dir)
+                yield
+        except FolderBusy as busy:
+            raise TrainingError(
+                f"output_dir '{self.output_dir}' is in use by another {describe_owner(busy.owner)}; wait for it to "
+                "finish, cancel it, or set output_dir to another folder"
+            ) from None
 
     def _train(self, dataset: PrecomputedDataset) -> TrainResult:
         from ltx_train_lib.models.loader import load_components
@@ -331,11 +371,11 @@ class Trainer:
                 self.tb.add_scalar("train/learning_rate", lr, self.step)
             if self.wandb_run is not None:
                 self.wandb_run.log({"train/loss": loss_value, "train/learning_rate": lr, "train/step_time": dt}, step=self.step)
-            if self.validation_enabled and self.step % cfg.validation.interval == 0 and self.step < total:
-                self._validate(self.step)
             interval = cfg.checkpoints.interval
             if interval and self.step % interval == 0 and self.step < total:
-                self._save_checkpoint(self.step)
+                self._save_checkpoint(self.step)  # before this step's validation: a failing sampler costs nothing
+            if self.validation_enabled and self.step % cfg.validation.interval == 0 and self.step < total:
+                self._validate(self.step)
             if self.step < total and self._should_stop():
                 path = self._save_checkpoint(self.step)
                 self._emit("cancelled", step=self.step, checkpoint=str(path) if path else None, reason=self.stop.reason)
@@ -371,9 +411,9 @@ class Trainer:
             self.plan.position = 0
 
     def _finish(self, dataset: PrecomputedDataset, resumed_only: bool = False) -> TrainResult:
+        """Final weights and a resumable checkpoint first, then the final samples: nothing a failing validation or
+        Hub push does can cost the run."""
         cfg, acc = self.cfg, self.accelerator
-        if not resumed_only and self.validation_enabled:
-            self._validate(self.step)  # samples of the final weights
         digest = run_state.trainable_digest(self.unwrapped)
         if self.world_size > 1:
             from accelerate.utils import gather_object
@@ -388,6 +428,9 @@ class Trainer:
         if self.is_main:
             outputs = self._save_weights(self.output_dir, step=self.step)
             outputs["training_config"] = str(self.output_dir / "training_config.yaml")
+        if not resumed_only and self.validation_enabled:
+            self._validate(self.step)  # samples of the final weights
+        if self.is_main:
             samples = self.output_dir / "validation_samples"
             if samples.is_dir():
                 outputs["validation_samples"] = str(samples)

@@ -63,7 +63,19 @@ class LtxvSampler:
             assert self.i2v is not None, "LtxvSampler was built without image_to_video"
             pipe = self.i2v
             kwargs["image"] = image
+        pipe.scheduler = self._scheduler(cfg.inference_steps)
         return pipe(**kwargs).frames[0]
+
+    def _scheduler(self, steps: int):
+        """A fresh scheduler for ``steps`` steps (set_timesteps/step keep state: never reuse the shared one).
+
+        With one step the terminal-shift stretch (shift_terminal) divides 0 by 0 and every sigma becomes NaN; a
+        single Euler step from sigma 1 needs no stretch, so it is dropped there.
+        """
+        base = self.components.scheduler
+        if steps == 1 and base.config.get("shift_terminal"):
+            return type(base).from_config(base.config, shift_terminal=None)
+        return copy.deepcopy(base)
 
     @torch.no_grad()
     def with_reference(self, cfg, prompt: str, reference: np.ndarray, generator: torch.Generator, image=None) -> np.ndarray:
@@ -106,8 +118,8 @@ class LtxvSampler:
             first = first[None].to(device, torch.float32)
             latents[:, :clean] = first
 
-        scheduler = copy.deepcopy(self.t2v.scheduler)  # set_timesteps/step keep state: never touch the shared one
         steps = cfg.inference_steps
+        scheduler = self._scheduler(steps)
         mu = calculate_shift(
             seq_len,  # the target's token count, as the sigma sampler in training
             scheduler.config.get("base_image_seq_len", 256),
