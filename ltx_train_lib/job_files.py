@@ -363,7 +363,8 @@ def fold_events(
             elif kind == "cancelled":
                 state["cancelled"] = {"step": step, "checkpoint": ev.get("checkpoint"), "reason": ev.get("reason")}
             else:
-                state["error"] = {"message": str(ev.get("message") or "training failed"), "log": ev.get("log")}
+                # error events name no log (see events.ErrorEvent): job_state fills it in from job.json
+                state["error"] = {"message": str(ev.get("message") or "training failed"), "log": None}
     state["steps"] = [steps[s] for s in sorted(steps)]
     _smooth(state)
     return state
@@ -539,7 +540,9 @@ def job_state(root: str | Path, job_id: str, events: list[dict[str, Any]] | None
     state = fold_events(events, folder, output_dir)
     summary = _summarise(folder, meta, events)
     state["status"] = summary["status"] if not meta_error else "unknown"
-    if summary["status"] == "failed" and state["error"] is None:
+    if state["error"] is not None:
+        state["error"]["log"] = meta.get("log")
+    elif summary["status"] == "failed":
         state["error"] = {"message": summary["error"], "log": meta.get("log")}
     if meta_error:
         state["error"] = {"message": meta_error, "log": None}

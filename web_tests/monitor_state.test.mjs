@@ -89,7 +89,7 @@ test("resume drops the steps the resumed run will repeat, before it repeats them
   assert.equal(st.runs.length, 2);
   const cancelledAt = foldEvents(EVENTS.slice(0, resumed), DIRS);
   assert.equal(cancelledAt.status, "cancelled");
-  assert.deepEqual(cancelledAt.cancelled, { step: 6, checkpoint: "checkpoints/step_000006", reason: null });
+  assert.deepEqual(cancelledAt.cancelled, { step: 6, checkpoint: "checkpoints/step_000006", reason: "SIGTERM" });
   assert.equal(cancelledAt.steps.at(-1).loss, 0.55);
 });
 
@@ -136,9 +136,10 @@ test("cancelled and error end the run; NaN/null loss leaves a gap", () => {
   const cancelled = foldEvents([...base, { event: "cancelled", time: 4, step: 2, checkpoint: "ck" }]);
   assert.equal(cancelled.status, "cancelled");
   assert.equal(cancelled.eta_s, null);
+  // an old trainer's `log` field is ignored: the log is the job's (job.json, via the job route), not the event's
   const failed = foldEvents([...base, { event: "error", time: 4, step: 2, message: "CUDA out of memory", log: "train.log" }]);
   assert.equal(failed.status, "failed");
-  assert.deepEqual(failed.error, { message: "CUDA out of memory", log: "train.log" });
+  assert.deepEqual(failed.error, { message: "CUDA out of memory", log: null });
   const resumed = foldEvents([...base, { event: "error", time: 4, step: 2, message: "x" }, { event: "started", time: 5, step: 2 }]);
   assert.equal(resumed.status, "running");
   assert.equal(resumed.error, null);

@@ -12,7 +12,11 @@ from ltx_train_lib.errors import LtxTrainError
 
 
 class ProgressPrinter:
-    """Turns trainer events into rich progress bars in a terminal, or plain lines when bars are disabled."""
+    """Turns trainer events into rich progress bars in a terminal, or plain lines when bars are disabled.
+
+    A listener of the trainer's event stream like TensorBoard and W&B (``ltx_train_lib.training.listeners``): it
+    sees the records events.jsonl holds, with the fields ``ltx_train_lib.events`` defines, and nothing else.
+    """
 
     def __init__(self, bars: bool, every: int = 10) -> None:
         self.bars = bars and sys.stdout.isatty()
@@ -54,7 +58,8 @@ class ProgressPrinter:
         elif kind in ("done", "cancelled", "error"):
             self._stop()
             if kind == "done":
-                self._print("done. outputs:\n" + "\n".join(f"  {k}: {v}" for k, v in ev["outputs"].items()))
+                loss = f", final loss {ev['final_loss']:.4f}" if ev.get("final_loss") is not None else ""
+                self._print(f"done in {_duration(ev['seconds'])}{loss}. outputs:\n" + "\n".join(f"  {k}: {v}" for k, v in ev["outputs"].items()))
             elif kind == "cancelled":
                 self._print(f"stopped at step {ev['step']} ({ev.get('reason')}); resumable checkpoint: {ev['checkpoint']}")
 
@@ -68,6 +73,14 @@ class ProgressPrinter:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    if s < 60:
+        return f"{seconds:.1f}s"
+    h, rest = divmod(s, 3600)
+    return (f"{h}h " if h else "") + f"{rest // 60}m {rest % 60:02d}s"
 
 
 def build_parser() -> argparse.ArgumentParser:

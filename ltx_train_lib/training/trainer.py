@@ -32,6 +32,7 @@ from ltx_train_lib.locks import FolderBusy, describe_owner, folder_lock
 from ltx_train_lib.models.registry import family_for_source
 from ltx_train_lib.training import checkpoint as ckpt
 from ltx_train_lib.training import state as run_state
+from ltx_train_lib.training.listeners import build_listeners, close_listeners
 from ltx_train_lib.training.model_setup import build_optimizer, build_trainable_model
 from ltx_train_lib.training.outputs import save_weights
 from ltx_train_lib.training.state import config_fingerprint  # noqa: F401 - re-exported for callers
@@ -63,7 +64,8 @@ class Trainer:
     def __init__(self, cfg: TrainerConfig, *, events: EventWriter | None = None, listeners: list | None = None) -> None:
         self.cfg = cfg
         self.output_dir = Path(cfg.output_dir).expanduser().resolve()
-        self.listeners = listeners or []
+        self.listeners = listeners or []  # the caller's (e.g. the CLI printer), kept across train() calls
+        self._run_listeners: list = []  # TensorBoard / W&B, started per run by build_listeners
         self._events = events
         self.stop = StopFlag()
         self.family = family_for_source(cfg.model.model_source)
@@ -74,7 +76,7 @@ class Trainer:
         if not self.is_main:
             return
         record = self.events.emit(event, **fields)
-        for fn in self.listeners:
+        for fn in (*self.listeners, *self._run_listeners):
             fn(record)
 
     def _check_inputs(self) -> PrecomputedDataset:
@@ -174,36 +176,18 @@ class Trainer:
                 self.accelerator.wait_for_everyone()
                 return
             self._emit("sample", step=step, paths=[str(p) for p in paths], prompts=list(self.cfg.validation.prompts))
-            if self.tb is not None:
-                self.tb.add_text("validation/prompts", "\n".join(self.cfg.validation.prompts), step)
-                for i, p in enumerate(paths):
-                    self._tb_video(f"validation/video_{i}", p, step)
-            if self.wandb_run is not None and self.cfg.wandb.log_validation_videos:
-                import wandb
-
-                self.wandb_run.log({"validation/videos": [wandb.Video(str(p), caption=p.name) for p in paths]}, step=step)
         self.accelerator.wait_for_everyone()
-
-    def _tb_video(self, tag: str, path: Path, step: int) -> None:
-        try:
-            from ltx_train_lib.media import read_video_frames
-
-            frames, fps = read_video_frames(path)
-            self.tb.add_video(tag, torch.from_numpy(frames).permute(0, 3, 1, 2)[None], step, fps=int(fps))
-        except Exception as exc:  # noqa: BLE001 - logging must never stop training (moviepy may be absent)
-            log.debug("tensorboard video skipped: %s", exc)
 
     # ------------------------------------------------------------------ main
     def train(self) -> TrainResult:
         self.stop.install()  # from the start: a Cancel during model loading must not be lost
+        self._t_run = time.perf_counter()  # done.seconds: this run's wall time, model loading included
         try:
             return self._setup_and_train()
         finally:
             self.stop.uninstall()
-            if getattr(self, "tb", None) is not None:
-                self.tb.close()
-            if getattr(self, "wandb_run", None) is not None:
-                self.wandb_run.finish()
+            close_listeners(self._run_listeners)  # they close on the last event; this covers an exit without one
+            self._run_listeners = []
 
     def _setup_and_train(self) -> TrainResult:
         from accelerate import Accelerator
@@ -223,7 +207,9 @@ class Trainer:
         self.rank, self.world_size, self.is_main = acc.process_index, acc.num_processes, acc.is_main_process
         self.plan = BucketBatchPlan(dataset, cfg.optimization.batch_size, cfg.seed, self.rank, self.world_size)
         if self._events is None:
-            self._events = EventWriter(self.output_dir / EVENTS_FILE, echo_stdout=os.environ.get("LTX_TRAIN_EVENTS_STDOUT") == "1")
+            # complete=True: a missing field is a trainer bug, caught by the tests that run it
+            self._events = EventWriter(self.output_dir / EVENTS_FILE, echo_stdout=os.environ.get("LTX_TRAIN_EVENTS_STDOUT") == "1",
+                                       complete=True)
         self.events = self._events
         self.fingerprint = config_fingerprint(cfg)
         with contextlib.ExitStack() as stack:
@@ -282,22 +268,11 @@ class Trainer:
         self.losses: list[float] = []
         resumed_from = self._resume()
 
-        self.tb = None
-        self.wandb_run = None
         if self.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(self.output_dir / "training_config.yaml", dump_config(cfg))
-            if cfg.tensorboard.enabled:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(cfg.tensorboard.log_dir or str(self.output_dir / "tensorboard"))
-            if cfg.wandb.enabled:
-                import wandb
-
-                self.wandb_run = wandb.init(
-                    project=cfg.wandb.project, entity=cfg.wandb.entity, tags=cfg.wandb.tags, name=self.output_dir.name,
-                    config=cfg.model_dump(mode="json"), resume="allow", id=f"{self.output_dir.name}-{self.fingerprint}",
-                )
+            # TensorBoard / W&B listen to the event stream (_emit feeds them); the id keeps a resumed W&B run's chart
+            self._run_listeners = build_listeners(cfg, self.output_dir, run_id=f"{self.output_dir.name}-{self.fingerprint}")
         total = opt.steps
         self._emit(
             "started",
@@ -366,11 +341,6 @@ class Trainer:
                 eta_s=round(avg * (total - self.step), 1),
                 memory_mb=peak_memory_mb(self.device),
             )
-            if self.tb is not None:
-                self.tb.add_scalar("train/loss", loss_value, self.step)
-                self.tb.add_scalar("train/learning_rate", lr, self.step)
-            if self.wandb_run is not None:
-                self.wandb_run.log({"train/loss": loss_value, "train/learning_rate": lr, "train/step_time": dt}, step=self.step)
             interval = cfg.checkpoints.interval
             if interval and self.step % interval == 0 and self.step < total:
                 self._save_checkpoint(self.step)  # before this step's validation: a failing sampler costs nothing
@@ -438,6 +408,7 @@ class Trainer:
                 from ltx_train_lib.hub import push_to_hub
 
                 outputs["hub"] = push_to_hub(self.output_dir, cfg.hub.hub_model_id, private=cfg.hub.private, config=cfg)
-            self._emit("done", step=self.step, total=cfg.optimization.steps, outputs=outputs, rank_digests=digests, final_loss=self.losses[-1] if self.losses else None)
+            self._emit("done", step=self.step, total=cfg.optimization.steps, seconds=round(time.perf_counter() - self._t_run, 3),
+                       outputs=outputs, rank_digests=digests, final_loss=self.losses[-1] if self.losses else None)
         acc.wait_for_everyone()
         return TrainResult("done", self.step, outputs=outputs, losses=self.losses)

@@ -199,7 +199,8 @@ function foldOne(state, ev, ctx) {
     } else if (kind === "cancelled") {
       state.cancelled = { step, checkpoint: ev.checkpoint ?? null, reason: ev.reason ?? null };
     } else {
-      state.error = { message: String(ev.message || "training failed"), log: ev.log ?? null };
+      // error events name no log (ltx_train_lib/events.py ErrorEvent): the job's log comes from the job route
+      state.error = { message: String(ev.message || "training failed"), log: null };
     }
   }
   return false;
