@@ -269,7 +269,7 @@ class TrainLoRA:
             node_id=node_key,
         )
         comfy.send_event(JOBS_EVENT, {})
-        if job.status == "done":
+        if job.status == jobs.FINISHED:
             comfy.progress_text(f"already trained: {job.dir}", unique_id)
             total = (job.result or {}).get("total") or cfg.optimization.steps
             comfy.Progress(total, unique_id).update(total)
@@ -278,6 +278,8 @@ class TrainLoRA:
         return self._output(job, cfg, dataset, unique_id)
 
     async def _follow(self, job: Any, total: int, unique_id: str | None, node_key: str | None = None) -> None:
+        from ltx_train_lib import jobs
+
         bar = comfy.Progress(total, unique_id, "training")
         seen = 0
         try:
@@ -287,7 +289,7 @@ class TrainLoRA:
                 for ev in job.events[seen:]:
                     self._on_event(job, ev, bar, unique_id, node_key)
                 seen = len(job.events)
-                if status != "running":
+                if status != jobs.RUNNING:
                     break
                 if comfy.processing_interrupted():
                     comfy.progress_text("cancelling: waiting for the trainer's checkpoint...", unique_id)
@@ -302,13 +304,13 @@ class TrainLoRA:
         except BaseException:
             # Whatever ends this loop early (Cancel raised by the progress hook, an error of ours, the task being
             # cancelled), no training process may outlive it unwatched.
-            if job.status == "running":
+            if job.status == jobs.RUNNING:
                 with contextlib.suppress(Exception):
                     job.cancel(CANCEL_TIMEOUT_S)
                 comfy.send_event(JOBS_EVENT, {})
             raise
         comfy.send_event(JOBS_EVENT, {})
-        if job.status == "cancelled":
+        if job.status == jobs.CANCELLED:
             ev = job.last("cancelled") or {}
             raise TrainingStopped(
                 f"training job {job.id} was stopped from outside ComfyUI's Cancel (monitor panel or a signal) at step "
