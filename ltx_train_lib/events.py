@@ -155,7 +155,7 @@ class CancelledEvent(Event):
 
 # There is deliberately no `log` field: the log file belongs to the job, not to the run. The job supervisor
 # (ltx_train_lib.jobs) names it in job.json (`log`, relative to the job folder), where every reader already looks
-# (job_files.job_state, the panel's log link); the trainer does not know it (a CLI run's output may not be a file at
+# (jobs.job_state, the panel's log link); the trainer does not know it (a CLI run's output may not be a file at
 # all), and handing it the path through an environment variable would be a second channel for a fact job.json holds.
 class ErrorEvent(Event):
     """The run failed."""

@@ -132,6 +132,8 @@ def build_config(dataset: T.PrecomputedSet, values: dict[str, Any]) -> dict[str,
     else:
         model_source = resolve_model(values["model"], free_text, "TrainLoRA.model")
     cfg["model"]["model_source"] = model_source
+    if dataset.trigger_word:
+        cfg.setdefault("data", {})["trigger_word"] = dataset.trigger_word  # for the LoRA metadata and the model card
     cfg["model"]["text_encoder_path"] = resolve_component("text_encoders", values["text_encoder"], "TrainLoRA.text_encoder")
     cfg["model"]["vae_path"] = resolve_component("vae", values["vae"], "TrainLoRA.vae")
     cfg["data"] = {**cfg.get("data", {}), "preprocessed_data_root": str(dataset.precomputed_dir)}
@@ -254,7 +256,6 @@ class TrainLoRA:
         # Node ids repeat across workflows: the monitor keys a job by "<workflow id>:<node id>" (see web/).
         node_key = monitor_node_key(extra_pnginfo, unique_id)
         name = values.get("job_name", "").strip() or f"{dataset.name} r{cfg.lora.rank} {cfg.optimization.steps} steps"
-        env = {jobs.TRIGGER_WORD_ENV: dataset.trigger_word} if dataset.trigger_word else {}
         num_processes = int(values.get("num_processes", 1))
         if jobs.finished_result(comfy.jobs_root() / jobs.job_id_for(cfg, num_processes, dataset.fingerprint)) is None:
             comfy.unload_models()  # the trainer is another process: it needs the memory ComfyUI holds
@@ -264,12 +265,11 @@ class TrainLoRA:
             comfy.jobs_root(),
             name=name,
             num_processes=num_processes,
-            env=env,
             identity=dataset.fingerprint,
             node_id=node_key,
         )
         comfy.send_event(JOBS_EVENT, {})
-        if job.status == "done":
+        if job.status == jobs.FINISHED:
             comfy.progress_text(f"already trained: {job.dir}", unique_id)
             total = (job.result or {}).get("total") or cfg.optimization.steps
             comfy.Progress(total, unique_id).update(total)
@@ -278,6 +278,8 @@ class TrainLoRA:
         return self._output(job, cfg, dataset, unique_id)
 
     async def _follow(self, job: Any, total: int, unique_id: str | None, node_key: str | None = None) -> None:
+        from ltx_train_lib import jobs
+
         bar = comfy.Progress(total, unique_id, "training")
         seen = 0
         try:
@@ -287,7 +289,7 @@ class TrainLoRA:
                 for ev in job.events[seen:]:
                     self._on_event(job, ev, bar, unique_id, node_key)
                 seen = len(job.events)
-                if status != "running":
+                if status != jobs.RUNNING:
                     break
                 if comfy.processing_interrupted():
                     comfy.progress_text("cancelling: waiting for the trainer's checkpoint...", unique_id)
@@ -302,13 +304,13 @@ class TrainLoRA:
         except BaseException:
             # Whatever ends this loop early (Cancel raised by the progress hook, an error of ours, the task being
             # cancelled), no training process may outlive it unwatched.
-            if job.status == "running":
+            if job.status == jobs.RUNNING:
                 with contextlib.suppress(Exception):
                     job.cancel(CANCEL_TIMEOUT_S)
                 comfy.send_event(JOBS_EVENT, {})
             raise
         comfy.send_event(JOBS_EVENT, {})
-        if job.status == "cancelled":
+        if job.status == jobs.CANCELLED:
             ev = job.last("cancelled") or {}
             raise TrainingStopped(
                 f"training job {job.id} was stopped from outside ComfyUI's Cancel (monitor panel or a signal) at step "

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ltx_train_lib.cli.train_distributed import build_launch_command
 from ltx_train_lib.events import read_events
+from ltx_train_lib.jobs import build_launch_command
 from tests.conftest import tiny_config_dict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +27,14 @@ def test_launch_command_flags() -> None:
     assert nodes[nodes.index("--main_process_ip") + 1] == "10.0.0.1"
     fsdp = build_launch_command("c.yaml", 2, cuda=True, fsdp=True)
     assert "--use_fsdp" in fsdp and "LTXVideoTransformerBlock" in fsdp
+
+
+def test_fsdp_block_class_is_the_callers() -> None:
+    cmd = build_launch_command("c.yaml", 2, cuda=True, fsdp=True, fsdp_block_class="OtherFamilyBlock")
+    assert cmd[cmd.index("--fsdp_transformer_layer_cls_to_wrap") + 1] == "OtherFamilyBlock"
+    assert "LTXVideoTransformerBlock" not in cmd
+    plain = build_launch_command("c.yaml", 2, cuda=True, fsdp_block_class="OtherFamilyBlock")
+    assert "--use_fsdp" not in plain and "OtherFamilyBlock" not in plain  # only FSDP wraps blocks
 
 
 def test_missing_config_is_reported(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""ltx_train_lib.job_files: job listing, event folding, status derivation, safe file access, cancel."""
+"""ltx_train_lib.jobs, the routes' side: job listing, event folding, status derivation, safe file access, cancel."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from ltx_train_lib import job_files as jf
+from ltx_train_lib import jobs as jf
 from ltx_train_lib.events import EventWriter, read_events
+from ltx_train_lib.jobs.listing import TAIL_BYTES
 
 FIXTURES = Path(__file__).parent / "fixtures"
 posix_only = pytest.mark.skipif(not hasattr(os, "killpg"), reason="process groups are POSIX")
@@ -171,16 +172,16 @@ def test_list_jobs_running_job_is_alive_only_while_its_process_group_is(tmp_path
 
 @posix_only
 def test_recycled_pid_is_not_the_job(sleeper):
-    assert jf.process_group_alive(sleeper.pid, created=time.time() - 30) is True
+    assert jf.group_alive(sleeper.pid, created=time.time() - 30) is True
     if not Path(f"/proc/{sleeper.pid}/stat").exists():
         pytest.skip("no /proc to read start times from")
     # a job created an hour after this process started cannot own it
-    assert jf.process_group_alive(sleeper.pid, created=time.time() + 3600) is False
+    assert jf.group_alive(sleeper.pid, created=time.time() + 3600) is False
 
 
 def test_process_group_alive_rejects_nonsense():
     for pgid in (None, 0, 1, -5, "123", True):
-        assert jf.process_group_alive(pgid) is False
+        assert jf.group_alive(pgid) is False
 
 
 # ----------------------------------------------------------------------------------------------------- list/state
@@ -227,7 +228,7 @@ def test_list_jobs_reads_only_the_tail_of_long_event_files(tmp_path):
     writer = EventWriter(folder / "events.jsonl")
     for s in range(1, 3001):
         writer.emit("step", step=s, total=5000, loss=1.0 / s, lr=1e-4, sec_per_step=0.5, eta_s=1.0, memory_mb=10.0)
-    assert (folder / "events.jsonl").stat().st_size > 4 * jf._TAIL_BYTES
+    assert (folder / "events.jsonl").stat().st_size > 4 * TAIL_BYTES
     (job,) = jf.list_jobs(root)
     assert (job["step"], job["total"]) == (3000, 5000)
     assert job["loss"] == pytest.approx(1 / 3000)
@@ -363,6 +364,71 @@ def test_resolve_job_file_not_found(served, tmp_path):
         jf.resolve_job_file(root, "linkjob", "job.json")
 
 
+def test_resolve_job_file_decodes_exactly_once(served):
+    """The path comes as the URL spells it: one decoding, so an escaped '%' stays a '%'."""
+    root, folder = served
+    (folder / "x%41.mp4").write_bytes(b"literal percent")
+    (folder / "xA.mp4").write_bytes(b"letter A")
+    assert jf.resolve_job_file(root, "j1", "x%2541.mp4").read_bytes() == b"literal percent"
+    assert jf.resolve_job_file(root, "j1", "x%41.mp4").read_bytes() == b"letter A"
+
+
+def test_resolve_job_file_refuses_hard_links(served, tmp_path):
+    root, folder = served
+    os.link(tmp_path / "secret.txt", folder / "hard.mp4")  # another name of a file outside the folder
+    with pytest.raises(jf.UnsafeJobPathError, match="hard link"):
+        jf.resolve_job_file(root, "j1", "hard.mp4")
+    # Both names inside count too: from the file alone there is no telling which name is the "real" one.
+    os.link(folder / "validation_samples" / "step_000005_0.mp4", folder / "twin.mp4")
+    for relpath in ("twin.mp4", "validation_samples/step_000005_0.mp4"):
+        with pytest.raises(jf.UnsafeJobPathError, match="hard link"):
+            jf.resolve_job_file(root, "j1", relpath)
+    assert jf.resolve_job_file(root, "j1", "validation_samples/with%20space.mp4").read_bytes() == b"spaced"
+
+
+def test_access_errors_name_no_server_path(served, tmp_path):
+    """These messages reach the browser: job ids and paths inside the job folder only."""
+    root, folder = served
+    (folder / "loop.mp4").symlink_to(folder / "loop.mp4")
+    broken = make_job(root, "broken")
+    (broken / "job.json").write_text("{not json")
+    attempts = [
+        lambda: jf.job_dir(root, "nope"),
+        lambda: jf.resolve_job_file(root, "j1", "missing.mp4"),
+        lambda: jf.resolve_job_file(root, "j1", "validation_samples"),
+        lambda: jf.resolve_job_file(root, "j1", "escape.mp4"),
+        lambda: jf.resolve_job_file(root, "j1", "loop.mp4"),
+        lambda: jf.resolve_job_file(root, "j1", "../secret.txt"),
+        lambda: jf.cancel_job(root, "broken"),
+    ]
+    messages = []
+    for attempt in attempts:
+        with pytest.raises(jf.JobAccessError) as info:
+            attempt()
+        messages.append(str(info.value))
+    messages.append(jf.job_summary(root, "broken")["error"])
+    messages.append(jf.job_state(root, "broken")["error"]["message"])
+    assert "symlink loop" in messages[4] and "not valid JSON" in messages[-1]
+    for message in messages:
+        assert message and str(tmp_path) not in message and str(tmp_path.resolve()) not in message, message
+
+
+def test_unreadable_events_are_one_message(served, tmp_path, monkeypatch):
+    root, folder = served
+    import errno
+
+    from ltx_train_lib.jobs import listing
+
+    def denied(path):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(listing, "read_events", denied)
+    with pytest.raises(jf.JobReadError) as info:
+        jf.job_events(root, "j1", 0)
+    assert str(info.value) == "job 'j1': events.jsonl cannot be read (Permission denied)"
+    assert info.value.http_status == 500
+
+
 # ----------------------------------------------------------------------------------------------------------- cancel
 
 
@@ -403,6 +469,6 @@ def test_a_zombie_group_is_not_alive() -> None:
             break
         time.sleep(0.05)
     try:
-        assert jf.process_group_alive(child.pid) is False
+        assert jf.group_alive(child.pid) is False
     finally:
         child.wait()

@@ -486,7 +486,7 @@ def test_training_cancel_resume_and_finished_requeue(root, tmp_path, tiny_model_
     def no_spawn(*args, **kwargs):
         raise AssertionError("a finished job must not start a process")
 
-    monkeypatch.setattr(jobs.subprocess, "Popen", no_spawn)
+    monkeypatch.setattr(subprocess, "Popen", no_spawn)
     t0 = time.monotonic()
     third = asyncio.run(node("TrainLoRA")().train(ds, unique_id="7", **values))
     assert time.monotonic() - t0 < 10
@@ -508,6 +508,31 @@ def test_an_already_running_job_is_not_started_twice(root, tmp_path):
     finally:
         os.killpg(sleeper.pid, signal.SIGKILL)
         sleeper.wait()
+
+
+def test_a_job_folder_that_cannot_be_written_is_one_message(root, tmp_path):
+    from tests.conftest import tiny_config_dict
+
+    cfg = tiny_config_dict(tmp_path / "d", tmp_path / "o")
+    make_precomputed(tmp_path / "d", [(2, 2, 2)])
+    folder = root / "jobs" / jobs.job_id_for(cfg)
+    (folder / "training_config.yaml").mkdir(parents=True)  # something in the way, as a full or read-only disk would be
+    with pytest.raises(jobs.JobError, match="cannot write its training config in .*check that the ComfyUI output"):
+        jobs.start_job(cfg, root / "jobs", name="x")
+    assert not (folder / "job.json").exists() and not (folder / "train.log").exists()  # nothing was started
+
+
+def test_a_launcher_that_cannot_start_fails_with_its_reason(root, tmp_path):
+    from tests.conftest import tiny_config_dict
+
+    cfg = tiny_config_dict(tmp_path / "d", tmp_path / "o")
+    make_precomputed(tmp_path / "d", [(2, 2, 2)])
+    job = jobs.start_job(cfg, root / "jobs", name="x", launch_command=[str(tmp_path / "no-such-accelerate")])
+    assert job.wait(timeout=60) == jobs.FAILED
+    message = job.failure_message(with_log=False)
+    assert "cannot start" in message and "no-such-accelerate" in message and "No such file" in message
+    assert "Traceback" not in job.log_tail()
+    assert json.loads((job.dir / "job.json").read_text())["status"] == "failed"
 
 
 # --------------------------------------------------------------------------------------------------- export

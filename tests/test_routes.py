@@ -51,6 +51,9 @@ def jobs_root(tmp_path) -> Path:
     (tmp_path / "secret.txt").write_text(SECRET)
     (tmp_path / "output" / "ltx_trainer" / "secret.txt").write_text(SECRET)
     (folder / "escape.mp4").symlink_to(tmp_path / "secret.txt")
+    os.link(tmp_path / "secret.txt", folder / "hard.mp4")  # the same file under a name inside the job folder
+    (folder / "x%41.mp4").write_bytes(b"literal percent")
+    (folder / "xA.mp4").write_bytes(b"letter A")
     return root
 
 
@@ -193,6 +196,7 @@ def test_file_download_with_range_and_safe_headers(jobs_root):
         "/ltx_trainer/jobs/j1/files/..\\..\\secret.txt",
         "/ltx_trainer/jobs/j1/files/job.json%00.mp4",
         "/ltx_trainer/jobs/j1/files/escape.mp4",
+        "/ltx_trainer/jobs/j1/files/hard.mp4",
         "/ltx_trainer/jobs/..%2fsecret.txt/files/x",
         "/ltx_trainer/jobs/%2e%2e/files/secret.txt",
         "/ltx_trainer/jobs/../files/secret.txt",
@@ -224,6 +228,111 @@ def test_refusals_have_the_right_status_and_message(jobs_root):
             assert status == 404 and b"has no file" in body
             status, _ = await raw_get(client, "/ltx_trainer/jobs/j1/files/validation_samples")
             assert status == 404
+            status, body = await raw_get(client, "/ltx_trainer/jobs/j1/files/hard.mp4")
+            assert status == 403 and b"hard link" in body
+        finally:
+            await client.close()
+
+    run(go())
+
+
+async def _api_client(root: Path) -> TestClient:
+    """The routes mounted as ComfyUI also serves them: each one again under /api/."""
+    table = web.RouteTableDef()
+    routes.add_routes(table, lambda: root)
+    app = web.Application()
+    app.add_routes(table)
+    for route in table:
+        app.router.add_route(route.method, "/api" + route.path, route.handler)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    return client
+
+
+@pytest.mark.parametrize("prefix", ["", "/api"])
+def test_file_path_is_decoded_exactly_once(jobs_root, prefix):
+    """The client escapes the '%' of a file named x%41.mp4 as %25: that file is served, not xA.mp4."""
+
+    async def go():
+        client = await _api_client(jobs_root)
+        try:
+            status, body = await raw_get(client, f"{prefix}/ltx_trainer/jobs/j1/files/x%2541.mp4")
+            assert (status, body) == (200, b"literal percent")
+            status, body = await raw_get(client, f"{prefix}/ltx_trainer/jobs/j1/files/x%41.mp4")
+            assert (status, body) == (200, b"letter A")
+            url = f"{prefix}/ltx_trainer/jobs/j1/files/validation_samples%2Fstep_000002_0.mp4?cache=1"
+            status, body = await raw_get(client, url)  # an escaped '/' is a separator, the query is no part of it
+            assert status == 200 and body == bytes(range(256)) * 4
+        finally:
+            await client.close()
+
+    run(go())
+
+
+def test_error_replies_name_no_server_path(jobs_root, tmp_path, monkeypatch):
+    broken = make_job(jobs_root, "broken")
+    (broken / "job.json").write_text("{not json")
+    targets = [
+        ("GET", "/ltx_trainer/jobs/nope", 404),
+        ("GET", "/ltx_trainer/jobs/nope/events", 404),
+        ("GET", "/ltx_trainer/jobs/j1/files/missing.mp4", 404),
+        ("GET", "/ltx_trainer/jobs/j1/files/escape.mp4", 403),
+        ("GET", "/ltx_trainer/jobs/j1/files/hard.mp4", 403),
+        ("GET", "/ltx_trainer/jobs/broken", 200),  # shown as unknown, with the reason
+        ("GET", "/ltx_trainer/jobs", 200),
+        ("POST", "/ltx_trainer/jobs/broken/cancel", 409),
+    ]
+
+    async def go():
+        client = await _client(jobs_root)
+        try:
+            for method, url, want in targets:
+                r = await client.request(method, url)
+                body = strict_json(await r.text())
+                assert r.status == want, (url, r.status, body)
+                if want != 200:
+                    errors = [body["error"]]
+                elif "jobs" in body:
+                    errors = [j["error"] for j in body["jobs"] if j["id"] == "broken"]
+                else:  # the state carries the folders themselves (the panel needs them), but not in its errors
+                    errors = [body["job"]["error"], body["state"]["error"]["message"]]
+                assert errors and all(errors), (url, body)
+                for error in errors:
+                    assert str(tmp_path) not in error and str(tmp_path.resolve()) not in error, (url, error)
+            body = await (await client.get("/ltx_trainer/jobs/broken")).json()
+            assert "not valid JSON" in body["state"]["error"]["message"]
+        finally:
+            await client.close()
+
+    run(go())
+
+
+def test_unexpected_failures_are_one_json_message(jobs_root, tmp_path, monkeypatch):
+    """An OSError the library did not foresee, or a bug: a JSON message for the panel, no traceback, no path."""
+    import errno
+
+    from ltx_train_lib import jobs
+
+    def io_error(root, job_id, url_path):
+        raise OSError(errno.EIO, "Input/output error", str(Path(root) / job_id / "validation_samples" / "a.mp4"))
+
+    def bug(root):
+        raise KeyError("oops")
+
+    monkeypatch.setattr(jobs, "resolve_job_file", io_error)
+    monkeypatch.setattr(jobs, "list_jobs", bug)
+
+    async def go():
+        client = await _client(jobs_root)
+        try:
+            r = await client.get("/ltx_trainer/jobs/j1/files/validation_samples/a.mp4")
+            text = await r.text()
+            assert r.status == 500 and str(tmp_path) not in text
+            assert strict_json(text) == {"error": "job 'j1' cannot be read (a.mp4): Input/output error"}
+            r = await client.get("/ltx_trainer/jobs")
+            text = await r.text()
+            assert r.status == 500 and "Traceback" not in text and "oops" not in text
+            assert "internal error" in strict_json(text)["error"]
         finally:
             await client.close()
 

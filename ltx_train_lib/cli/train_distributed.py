@@ -1,5 +1,8 @@
 """`python scripts/train_distributed.py CONFIG [--num_processes N] [--disable_progress_bars]` — training under
-`accelerate launch` (DDP; FSDP for full fine-tunes; multi-node through accelerate's own flags)."""
+`accelerate launch` (DDP; FSDP for full fine-tunes; multi-node through accelerate's own flags).
+
+The command line itself is :func:`ltx_train_lib.jobs.build_launch_command`, shared with the TrainLoRA node.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ltx_train_lib.jobs.launch import build_launch_command
+
 
 def default_num_processes() -> int:
     try:
@@ -17,53 +22,6 @@ def default_num_processes() -> int:
         return max(torch.cuda.device_count(), 1)
     except Exception:  # noqa: BLE001
         return 1
-
-
-def build_launch_command(
-    config: str,
-    num_processes: int,
-    *,
-    disable_progress_bars: bool = False,
-    fsdp: bool = False,
-    num_machines: int = 1,
-    machine_rank: int = 0,
-    main_process_ip: str | None = None,
-    main_process_port: int | None = None,
-    events_stdout: bool = False,
-    extra_accelerate_args: list[str] | None = None,
-    cuda: bool | None = None,
-) -> list[str]:
-    """The `accelerate launch` command line that runs our trainer module in every process."""
-    if cuda is None:
-        try:
-            import torch
-
-            cuda = torch.cuda.is_available()
-        except Exception:  # noqa: BLE001
-            cuda = False
-    cmd = [sys.executable, "-m", "accelerate.commands.launch"]
-    total = num_processes * num_machines
-    if fsdp:
-        cmd += ["--use_fsdp", "--fsdp_sharding_strategy", "FULL_SHARD", "--fsdp_auto_wrap_policy", "TRANSFORMER_BASED_WRAP",
-                "--fsdp_transformer_layer_cls_to_wrap", "LTXVideoTransformerBlock", "--fsdp_state_dict_type", "FULL_STATE_DICT"]
-    elif total > 1:
-        # On CPU-only machines this still gives gloo DDP; `--cpu` with several processes would need mpirun.
-        cmd += ["--multi_gpu"]
-    elif not cuda:
-        cmd += ["--cpu"]
-    cmd += ["--num_processes", str(total), "--num_machines", str(num_machines), "--machine_rank", str(machine_rank),
-            "--dynamo_backend", "no", "--mixed_precision", "no"]
-    if main_process_ip:
-        cmd += ["--main_process_ip", main_process_ip]
-    if main_process_port:
-        cmd += ["--main_process_port", str(main_process_port)]
-    cmd += list(extra_accelerate_args or [])
-    cmd += ["--module", "ltx_train_lib.cli.train", str(config)]
-    if disable_progress_bars:
-        cmd.append("--disable_progress_bars")
-    if events_stdout:
-        cmd.append("--events-stdout")
-    return cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,8 +46,20 @@ def main(argv: list[str] | None = None) -> int:
     if n < 1:
         print(f"error: --num_processes must be >= 1, got {n}", file=sys.stderr)
         return 2
+    block_class = None
+    if args.fsdp:
+        from ltx_train_lib.config import load_config
+        from ltx_train_lib.errors import LtxTrainError
+        from ltx_train_lib.models.registry import family_for_source
+
+        try:  # FSDP wraps the model family's transformer block class
+            block_class = family_for_source(load_config(args.config).model.model_source).fsdp_block_class
+        except LtxTrainError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     cmd = build_launch_command(
         args.config, n, disable_progress_bars=args.disable_progress_bars, fsdp=args.fsdp, num_machines=args.num_machines,
+        **({"fsdp_block_class": block_class} if block_class else {}),
         machine_rank=args.machine_rank, main_process_ip=args.main_process_ip, main_process_port=args.main_process_port,
     )
     env = dict(os.environ, PYTHONUNBUFFERED="1")

@@ -2,7 +2,7 @@
 // lay out the loss chart, back off between retries, build file URLs. No DOM, no ComfyUI imports: Node tests it
 // (web_tests/), and the browser imports it from web/ltx_trainer_monitor.js.
 //
-// The fold mirrors ltx_train_lib/job_files.py fold_events(); tests/fixtures/monitor_events_resume.* holds the
+// The fold mirrors ltx_train_lib/jobs/monitor.py fold_events(); tests/fixtures/monitor_events_resume.* holds the
 // expectations both implementations are checked against.
 
 export const ROUTE_PREFIX = "/ltx_trainer";
