@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from ltx_train_lib.buckets import Bucket, parse_buckets
 from ltx_train_lib.config import ModelConfig
@@ -60,7 +60,7 @@ class PrecomputeConfig(BaseModel):
     output_dir: str | None = Field(
         None,
         description="Where the cache is written.",
-        json_schema_extra={"default_text": "<dataset dir>/.precomputed"},
+        json_schema_extra={"default_text": "the .precomputed folder beside the caption file"},
     )
     model_source: str = Field(
         DEFAULT_MODEL_SOURCE,
@@ -110,7 +110,7 @@ class PrecomputeConfig(BaseModel):
     device: str | None = Field(
         None,
         description="Where encoding runs: a torch device such as cuda, cuda:1 or cpu; 'auto' picks CUDA when available.",
-        json_schema_extra={"default_text": "auto: cuda if available"},
+        json_schema_extra={"default_text": "auto (CUDA if available)"},
     )
     vae_tiling: bool = Field(False, description="Encode in tiles: less GPU memory at large resolutions, slower.")
     load_text_encoder_in_8bit: bool = Field(
@@ -152,9 +152,12 @@ class PrecomputeConfig(BaseModel):
 
     @field_validator("id_token", "reference_column", "text_encoder_path", "tokenizer_path", "vae_path", "output_dir")
     @classmethod
-    def _blank_is_unset(cls, v: str | None) -> str | None:
+    def _blank_is_unset(cls, v: str | None, info: ValidationInfo) -> str | None:
         # Widgets and flags can only send text: an empty field means "not set", as None does.
-        return (v.strip() or None) if isinstance(v, str) else v
+        if v is None or not v.strip():
+            return None
+        # A token or a column name never means its surrounding spaces; a path is kept exactly as given.
+        return v.strip() if info.field_name in ("id_token", "reference_column") else v
 
     @field_validator("device")
     @classmethod
@@ -207,8 +210,19 @@ def cli_flags(name: str) -> list[str]:
     return list(field_extra(name).get("cli") or [f"--{name.replace('_', '-')}"])
 
 
+def cli_names() -> dict[str, str]:
+    """Each field as the command line spells it (its first flag, or the positional's metavar), for error messages
+    that name what the user typed."""
+    names = {}
+    for name in PrecomputeConfig.model_fields:
+        flag = cli_flags(name)[0]
+        names[name] = flag if flag.startswith("-") else str(field_extra(name).get("metavar", flag.upper()))
+    return names
+
+
 def default_text(name: str) -> str:
-    """A field's default in words, for help texts and the docs table."""
+    """A field's default in words, for help texts and the docs table: the value, or the field's ``default_text``
+    where None stands for something (a folder derived from another option, "the model source's")."""
     info = PrecomputeConfig.model_fields[name]
     if info.is_required():
         return "required"
@@ -276,6 +290,7 @@ __all__ = [
     "RESHAPE_MODES",
     "PrecomputeConfig",
     "cli_flags",
+    "cli_names",
     "config_defaults",
     "default_text",
     "format_errors",
