@@ -17,9 +17,12 @@ import yaml
 
 from ltx_train_lib.config import TrainerConfig, config_from_dict
 from ltx_train_lib.errors import ConfigError, DatasetError
+from ltx_train_lib.precompute.config import PrecomputeConfig, cli_names, config_defaults
 
 log = logging.getLogger("ltx_train_lib.pipeline")
 StageFn = Callable[[str, str], None]  # (stage, message)
+# The preprocessing keywords of run_pipeline default to the schema's defaults (PrecomputeConfig).
+_PRE = config_defaults()
 
 
 @dataclass
@@ -90,16 +93,15 @@ def run_pipeline(
     model: str | None = None,
     captioner_model: str | None = None,
     steps: int | None = None,
-    batch_size: int = 1,
-    device: str | None = None,
-    load_text_encoder_in_8bit: bool = False,
-    vae_tiling: bool = False,
-    remove_llm_prefixes: bool = False,
+    batch_size: int = _PRE["batch_size"],
+    device: str | None = _PRE["device"],
+    load_text_encoder_in_8bit: bool = _PRE["load_text_encoder_in_8bit"],
+    vae_tiling: bool = _PRE["vae_tiling"],
+    remove_llm_prefixes: bool = _PRE["remove_llm_prefixes"],
     num_validation_prompts: int = 3,
     on_stage: StageFn | None = None,
     train_listeners: list | None = None,
 ) -> PipelineResult:
-    from ltx_train_lib.buckets import parse_buckets
     from ltx_train_lib.captioning import DEFAULT_MODEL, caption_media
     from ltx_train_lib.captions_io import read_captions
     from ltx_train_lib.precompute import preprocess_dataset
@@ -112,11 +114,26 @@ def run_pipeline(
 
     if not 1 <= rank <= 256:
         raise ConfigError(f"--rank {rank}: must be between 1 and 256 (typical: 16-128)")
-    parse_buckets(resolution_buckets)  # fail before any work
-    render_template(config_template, basename, rank)
     work = Path(work_dir).expanduser().resolve()
     raw = work / f"{basename}_raw"
     scenes_dir = work / f"{basename}_scenes"
+    captions_file = scenes_dir / "captions.json"
+    # Every preprocessing option is checked before any work; the model is the training config's (known later).
+    pre_config = PrecomputeConfig.from_options(
+        {
+            "dataset_file": str(captions_file),
+            "resolution_buckets": resolution_buckets,
+            "id_token": id_token,
+            "remove_llm_prefixes": remove_llm_prefixes,
+            "decode_videos": True,  # the pipeline always leaves the decoded clips to look at
+            "vae_tiling": vae_tiling,
+            "batch_size": batch_size,
+            "device": device,
+            "load_text_encoder_in_8bit": load_text_encoder_in_8bit,
+        },
+        names=cli_names(),
+    )
+    render_template(config_template, basename, rank)
     if not raw.is_dir():
         raise DatasetError(f"'{raw}' does not exist; put the raw videos in a folder named {basename}_raw/ next to where you run the pipeline")
     result = PipelineResult()
@@ -128,25 +145,21 @@ def run_pipeline(
     result.skipped_media += [(str(v.source), v.reason) for v in summary.skipped]
     result.stages["scenes"] = f"{len(summary.split)} split, {len(summary.unchanged)} already split, {len(summary.skipped)} skipped"
 
-    captions_file = scenes_dir / "captions.json"
     stage("captions", f"captioning clips into {captions_file}")
-    report = caption_media(scenes_dir, captions_file, model=captioner_model or DEFAULT_MODEL, device=device)
+    # The schema's device ('auto' already turned into None = CUDA if present), so both stages read it alike.
+    report = caption_media(scenes_dir, captions_file, model=captioner_model or DEFAULT_MODEL, device=pre_config.device)
     result.skipped_media += [(str(p.path), p.reason) for p in report.failed]
     result.stages["captions"] = f"{len(report.captioned)} captioned, {len(report.already_captioned)} already captioned"
 
     entries = read_captions(captions_file)
     if not entries:
         raise DatasetError(f"'{captions_file}' has no captions; check the clips in {scenes_dir}")
-    prefix = f"{id_token} " if id_token else ""
+    prefix = f"{pre_config.id_token} " if pre_config.id_token else ""
     prompts = [prefix + e.caption for e in entries[:num_validation_prompts]]
     cfg = build_training_config(config_template, basename, rank, work, prompts, model=model, steps=steps)
 
     stage("preprocess", f"encoding latents and text into {scenes_dir / '.precomputed'}")
-    pre = preprocess_dataset(
-        captions_file, resolution_buckets, model_source=cfg.model.model_source, id_token=id_token,
-        remove_llm_prefixes=remove_llm_prefixes, decode_videos=True, vae_tiling=vae_tiling, batch_size=batch_size,
-        device=device, load_text_encoder_in_8bit=load_text_encoder_in_8bit,
-    )
+    pre = preprocess_dataset(pre_config.model_copy(update={"model_source": cfg.model.model_source}))
     result.skipped_media += list(pre.skipped)
     result.stages["preprocess"] = f"{len(pre.processed)} computed, {len(pre.reused)} reused, {len(pre.skipped)} skipped"
 

@@ -1,11 +1,16 @@
-"""PrecomputeLatents: text embeddings and VAE latents of a captioned dataset into ``.precomputed/``."""
+"""PrecomputeLatents: text embeddings and VAE latents of a captioned dataset into ``.precomputed/``.
+
+The node's settings widgets are fields of :class:`ltx_train_lib.precompute.PrecomputeConfig` (defaults, ranges,
+choices and tooltips come from it, see ``_SCHEMA_WIDGETS``); the node builds that config and calls the library's
+``preprocess_dataset`` with it, exactly as ``preprocess_dataset.py`` does.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import comfy
 from . import types as T
@@ -13,12 +18,17 @@ from .dataset import datasets_dir, folder_signature, slug
 from .schema_widgets import (
     FROM_MODEL,
     component_widget,
+    field_default,
+    from_widget,
     model_path_widget,
     model_widget,
-    param_widget,
     resolve_component,
     resolve_model,
+    schema_widget,
 )
+
+if TYPE_CHECKING:
+    from ltx_train_lib.precompute import PrecomputeConfig
 
 DEVICES = ("auto", "cuda", "cpu")
 MAX_PREVIEWS = 8
@@ -66,6 +76,65 @@ def _cache_dir_for(captions_file: Path, name: str) -> Path:
     return datasets_dir() / slug(name or folder.name) / PRECOMPUTED_DIR
 
 
+# Widgets that are PrecomputeConfig fields: (widget name, field, widget options beyond the schema's), in widget order.
+# Widget names differ from field names where ComfyUI or the node's users expect another: "trigger_word" is what
+# the field (the reference's id_token) is called in the UI, and a widget named "seed" would get the editor's
+# "randomize after each run" control (a new seed recomputes every latent).
+_SCHEMA_WIDGETS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("trigger_word", "id_token", {}),
+    ("remove_llm_prefixes", "remove_llm_prefixes", {}),
+    ("decode_videos", "decode_videos", {"tooltip_extra": "The node shows them."}),
+    ("vae_tiling", "vae_tiling", {}),
+    ("reshape_mode", "reshape_mode", {}),
+    ("frame_selection", "frame_selection", {}),
+    ("batch_size", "batch_size", {"max": 64}),  # a slider range for the UI; the library takes any size
+    ("load_text_encoder_in_8bit", "load_text_encoder_in_8bit", {}),
+    ("precompute_seed", "seed", {"min": 0}),  # the library takes any int; the UI keeps to ComfyUI's seed range
+    ("device", "device", {"choices": DEVICES}),
+)
+# The other widgets and inputs that feed a PrecomputeConfig field, for error messages that name the widget.
+_OTHER_INPUTS = {
+    "dataset_file": "dataset",
+    "resolution_buckets": "resolution_buckets",
+    "model_source": "model",
+    "text_encoder_path": "text_encoder",
+    "vae_path": "vae",
+}
+# A bucket a fresh node starts with (the schema has no default: the command line requires --resolution-buckets).
+DEFAULT_BUCKETS = "768x768x49"
+
+
+def _widget_names() -> dict[str, str]:
+    names = {field: f"PrecomputeLatents.{widget}" for widget, field, _ in _SCHEMA_WIDGETS}
+    return {**names, **{field: f"PrecomputeLatents.{widget}" for field, widget in _OTHER_INPUTS.items()}}
+
+
+def build_config(
+    values: dict[str, Any],
+    captions_file: Path,
+    cache_dir: Path,
+    model_source: str,
+    text_encoder_path: str | None = None,
+    vae_path: str | None = None,
+) -> PrecomputeConfig:
+    """The run's :class:`PrecomputeConfig` from the node's widget values; a bad value raises a ConfigError naming
+    the widget (e.g. ``PrecomputeLatents.resolution_buckets``)."""
+    from ltx_train_lib.precompute import PrecomputeConfig
+
+    options: dict[str, Any] = {
+        field: from_widget(PrecomputeConfig, field, values[widget]) for widget, field, _ in _SCHEMA_WIDGETS
+    }
+    options.update(
+        dataset_file=str(captions_file),
+        resolution_buckets=values["resolution_buckets"],
+        output_dir=str(cache_dir),
+        model_source=model_source,
+        text_encoder_path=text_encoder_path,
+        vae_path=vae_path,
+    )
+    return PrecomputeConfig.from_options(options, names=_widget_names())
+
+
 class PrecomputeLatents:
     """Encode captions (T5) and clips (VAE) once, so training reads small tensors."""
 
@@ -82,60 +151,24 @@ class PrecomputeLatents:
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        from ltx_train_lib.precompute import FRAME_SELECTIONS, RESHAPE_MODES, preprocess_dataset
+        from ltx_train_lib.precompute import PrecomputeConfig as C
 
+        def describe(field: str, extra: str) -> str:
+            return f"{C.model_fields[field].description} {extra}"
+
+        schema = {widget: schema_widget(C, field, **opts) for widget, field, opts in _SCHEMA_WIDGETS}
         return {
             "required": {
-                "dataset": (
-                    "STRING",
-                    {
-                        "default": "",
-                        "tooltip": "Used when 'captions' is not connected: a caption file (.json/.jsonl/.csv/.txt) or a "
-                        "folder holding captions.json / dataset.json; relative to ComfyUI's input folder.",
-                    },
+                "dataset": schema_widget(
+                    C,
+                    "dataset_file",
+                    default="",
+                    tooltip_extra="Used when 'captions' is not connected; relative to ComfyUI's input folder.",
                 ),
-                "resolution_buckets": (
-                    "STRING",
-                    {
-                        "default": "768x768x49",
-                        "tooltip": "Buckets WIDTHxHEIGHTxFRAMES separated by ';' (W,H multiples of 32, FRAMES = 8k+1). "
-                        "Each clip goes to the nearest bucket it fits.",
-                    },
-                ),
-                "model": model_widget("Base model whose VAE and text encoder encode the data; train with the same model."),
+                "resolution_buckets": schema_widget(C, "resolution_buckets", default=DEFAULT_BUCKETS),
+                "model": model_widget(C.model_fields["model_source"].description or "", default=field_default(C, "model_source")),
                 "model_path": model_path_widget(),
-                "trigger_word": param_widget(
-                    preprocess_dataset, "id_token", "STRING", "Optional token put before every caption (e.g. 'zxq'); "
-                    "use it in prompts to call up what was learned."
-                ),
-                "remove_llm_prefixes": param_widget(
-                    preprocess_dataset, "remove_llm_prefixes", "BOOLEAN", "Strip openers like 'The video shows'."
-                ),
-                "decode_videos": param_widget(
-                    preprocess_dataset,
-                    "decode_videos",
-                    "BOOLEAN",
-                    "Decode the latents back to videos (shown on the node) to check crops and quality by eye.",
-                ),
-                "vae_tiling": param_widget(preprocess_dataset, "vae_tiling", "BOOLEAN", "Encode in tiles: less memory, slower."),
-                "reshape_mode": param_widget(
-                    preprocess_dataset, "reshape_mode", list(RESHAPE_MODES), "How clips are cropped to the bucket's aspect."
-                ),
-                "frame_selection": param_widget(
-                    preprocess_dataset,
-                    "frame_selection",
-                    list(FRAME_SELECTIONS),
-                    "Which frames of a longer clip are used: from the start, the middle, or a random window.",
-                ),
-                "batch_size": param_widget(preprocess_dataset, "batch_size", "INT", "Clips per VAE call.", min=1, max=64),
-                "load_text_encoder_in_8bit": param_widget(
-                    preprocess_dataset, "load_text_encoder_in_8bit", "BOOLEAN", "T5 in 8-bit (CUDA + bitsandbytes)."
-                ),
-                # Not "seed": the editor would add a "randomize after each run" control to it (and recompute).
-                "precompute_seed": param_widget(
-                    preprocess_dataset, "seed", "INT", "Seed for random crops/frames and latent sampling.", min=0, max=2**31 - 1
-                ),
-                "device": (list(DEVICES), {"default": "auto", "tooltip": "Where encoding runs; auto = CUDA if present."}),
+                **schema,
                 "dataset_name": (
                     "STRING",
                     {
@@ -148,9 +181,9 @@ class PrecomputeLatents:
             "optional": {
                 "captions": (T.CAPTIONS, {"tooltip": "Captions from Qwen Caption; replaces 'dataset' when connected."}),
                 "text_encoder": component_widget(
-                    "text_encoders", "T5 text encoder: a file in models/text_encoders, or the one of the model."
+                    "text_encoders", describe("text_encoder_path", "Pick a file of models/text_encoders, or '(from model)'.")
                 ),
-                "vae": component_widget("vae", "VAE: a file or folder in models/vae, or the one of the model."),
+                "vae": component_widget("vae", describe("vae_path", "Pick a file or folder of models/vae, or '(from model)'.")),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
@@ -190,7 +223,6 @@ class PrecomputeLatents:
         text_encoder: str = FROM_MODEL,
         vae: str = FROM_MODEL,
     ):
-        from ltx_train_lib.buckets import parse_buckets
         from ltx_train_lib.errors import DatasetError
         from ltx_train_lib.precompute import preprocess_dataset, resolve_dataset_file
 
@@ -207,6 +239,27 @@ class PrecomputeLatents:
                 "folder into 'dataset'"
             )
         model_source = resolve_model(model, model_path, "PrecomputeLatents.model")
+        widgets = {
+            "resolution_buckets": resolution_buckets,
+            "trigger_word": trigger_word,
+            "remove_llm_prefixes": remove_llm_prefixes,
+            "decode_videos": decode_videos,
+            "vae_tiling": vae_tiling,
+            "reshape_mode": reshape_mode,
+            "frame_selection": frame_selection,
+            "batch_size": batch_size,
+            "load_text_encoder_in_8bit": load_text_encoder_in_8bit,
+            "precompute_seed": precompute_seed,
+            "device": device,
+        }
+        config = build_config(
+            widgets,
+            captions_file,
+            cache_dir,
+            model_source,
+            text_encoder_path=resolve_component("text_encoders", text_encoder, "PrecomputeLatents.text_encoder"),
+            vae_path=resolve_component("vae", vae, "PrecomputeLatents.vae"),
+        )
         bar = comfy.Progress(1, unique_id, "precompute")
 
         def progress(done: int, total: int, message: str) -> None:
@@ -216,25 +269,7 @@ class PrecomputeLatents:
 
         comfy.unload_models()
         try:
-            result = preprocess_dataset(
-                captions_file,
-                resolution_buckets,
-                output_dir=cache_dir,
-                model_source=model_source,
-                id_token=trigger_word.strip() or None,
-                remove_llm_prefixes=remove_llm_prefixes,
-                decode_videos=decode_videos,
-                vae_tiling=vae_tiling,
-                reshape_mode=reshape_mode,
-                frame_selection=frame_selection,
-                batch_size=batch_size,
-                device=None if device == "auto" else device,
-                load_text_encoder_in_8bit=load_text_encoder_in_8bit,
-                seed=precompute_seed,
-                progress=progress,
-                text_encoder_path=resolve_component("text_encoders", text_encoder, "PrecomputeLatents.text_encoder"),
-                vae_path=resolve_component("vae", vae, "PrecomputeLatents.vae"),
-            )
+            result = preprocess_dataset(config, progress=progress)
         finally:
             comfy.free_memory()
         if result.samples == 0:
@@ -244,10 +279,10 @@ class PrecomputeLatents:
             precomputed_dir=result.output_dir,
             captions_file=captions_file,
             model_source=model_source,
-            buckets=tuple(str(b) for b in parse_buckets(resolution_buckets)),
+            buckets=tuple(str(b) for b in config.buckets),
             samples=result.samples,
             fingerprint=dataset_fingerprint(result.output_dir),
-            trigger_word=trigger_word.strip() or None,
+            trigger_word=config.id_token,
             name=name,
         )
         ui = {**decoded_previews(result.output_dir), **comfy.ui_text(result.summary(), unique_id)}

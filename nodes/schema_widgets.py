@@ -1,7 +1,8 @@
 """ComfyUI widget specs built from the library's own definitions, so defaults, ranges and help text are stated once.
 
-- :func:`schema_widget` reads a pydantic field of :mod:`ltx_train_lib.config` (``Field(default, ge=..., le=...,
-  description=...)``): default, min/max, combo options (``Literal``) and tooltip.
+- :func:`schema_widget` reads a pydantic field of :mod:`ltx_train_lib.config` or of
+  :class:`ltx_train_lib.precompute.PrecomputeConfig` (``Field(default, ge=..., le=..., description=...)``):
+  default, min/max, combo options (``Literal``, or ``choices`` for a free-text field) and tooltip.
 - :func:`param_widget` reads a keyword default from a library function's signature (e.g. ``preprocess_dataset``).
 - :func:`dataclass_widget` reads a dataclass field default (e.g. ``scenes.SplitSettings``).
 
@@ -15,6 +16,7 @@ import dataclasses
 import inspect
 import types
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -92,15 +94,20 @@ def schema_widget(
     *,
     default: Any = dataclasses.MISSING,
     tooltip_extra: str = "",
+    choices: Sequence[str] | None = None,
     **opts: Any,
 ) -> WidgetSpec:
     """A widget for ``model.name``: type, default, min/max and options from the schema, tooltip from its
     description. ``opts`` adds or overrides widget options (``max``, ``step``, ``multiline``...); ``default``
-    overrides the schema default (only where the node documents why)."""
+    overrides the schema default (only where the node documents why). ``choices`` makes a combo of a text field
+    whose schema takes free text (e.g. a device); an unset (None) default shows as the first choice."""
     info = _field(model, name)
     base, optional = _split_optional(info.annotation)
     value = field_default(model, name) if default is dataclasses.MISSING else default
     tip = _tooltip(info.description, tooltip_extra)
+    if choices is not None:
+        options = [str(c) for c in choices]
+        return options, {"default": options[0] if value is None else str(value), "tooltip": tip, **opts}
     if typing.get_origin(base) is Literal:
         options = [str(v) for v in typing.get_args(base)]
         if optional and value is None:

@@ -206,6 +206,7 @@ def test_preprocess_reference_latents_incremental_and_reported(tmp_path: Path, t
 def test_reference_gets_the_targets_frames_and_crop(tmp_path: Path, tiny_model_dir: Path, monkeypatch) -> None:
     """Random frame selection and random crop: a reference identical to its target gets the identical pixels."""
     from ltx_train_lib import precompute
+    from ltx_train_lib.precompute import model_io
 
     make_scene_video(tmp_path / "clip.mp4", cuts=(), num_frames=30, fps=24, size=(128, 64), seed=3)
     shutil.copy(tmp_path / "clip.mp4", tmp_path / "clip_reference.mp4")
@@ -214,13 +215,13 @@ def test_reference_gets_the_targets_frames_and_crop(tmp_path: Path, tiny_model_d
         [{"caption": "moving", "media_path": "clip.mp4", "reference_path": "clip_reference.mp4"}],
     )
     seen: list[torch.Tensor] = []
-    real = precompute.encode_latents
+    real = model_io.encode_latents
 
-    def spy(vae, pixels, generators):
+    def spy(vae, pixels, generators, **kwargs):
         seen.append(pixels.clone())
-        return real(vae, pixels, generators)
+        return real(vae, pixels, generators, **kwargs)
 
-    monkeypatch.setattr(precompute, "encode_latents", spy)
+    monkeypatch.setattr(model_io, "encode_latents", spy)  # the run reaches model code through model_io
     result = precompute.preprocess_dataset(
         tmp_path,
         "64x64x9",

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import typing
 import weakref
 from pathlib import Path
 
@@ -179,6 +180,50 @@ def test_train_widget_defaults_are_the_schema_defaults(tmp_path):
         assert got == want, f"{key}.{field}"
     assert cfg.validation.video_dims == reference.validation.video_dims
     assert cfg.model.model_source == "LTXV_2B_0.9.6_DEV"  # '(same as dataset)'
+
+
+def test_precompute_widgets_derive_from_the_schema(tmp_path):
+    """As the training widgets come from TrainerConfig: every settings widget of PrecomputeLatents is a
+    PrecomputeConfig field, with its default, range, choices and description."""
+    from ltx_train_lib.errors import ConfigError
+    from ltx_train_lib.precompute import PrecomputeConfig
+    from nodes import precompute
+
+    spec = node("PrecomputeLatents").INPUT_TYPES()
+    required = spec["required"]
+    for widget, field, opts in precompute._SCHEMA_WIDGETS:
+        kind, got = required[widget]
+        info = PrecomputeConfig.model_fields[field]
+        assert got["tooltip"].startswith(info.description), widget
+        default = info.get_default()
+        if isinstance(kind, list):
+            assert kind == list(opts.get("choices") or typing.get_args(info.annotation)), widget
+            assert got["default"] == (kind[0] if default is None else default), widget
+        else:
+            assert got["default"] == ("" if default is None else default), widget
+        for m in info.metadata:  # ranges come from ge/le of the same field, unless the node states its own
+            if getattr(m, "ge", None) is not None and "min" not in opts:
+                assert got["min"] == m.ge, widget
+    assert required["batch_size"][1]["min"] == 1
+    assert required["trigger_word"][1]["tooltip"].startswith(PrecomputeConfig.model_fields["id_token"].description)
+    for widget, field in (("dataset", "dataset_file"), ("resolution_buckets", "resolution_buckets"), ("model", "model_source")):
+        assert required[widget][1]["tooltip"].startswith(PrecomputeConfig.model_fields[field].description), widget
+    for widget, field in (("text_encoder", "text_encoder_path"), ("vae", "vae_path")):
+        assert spec["optional"][widget][1]["tooltip"].startswith(PrecomputeConfig.model_fields[field].description)
+
+    # Untouched widgets make the schema's default config in every field the node exposes.
+    values = widget_defaults(node("PrecomputeLatents"))
+    cfg = precompute.build_config(values, tmp_path / "captions.json", tmp_path / ".precomputed", values["model"])
+    reference = PrecomputeConfig(dataset_file=str(tmp_path / "captions.json"), resolution_buckets=values["resolution_buckets"])
+    for _, field, _ in precompute._SCHEMA_WIDGETS:
+        assert getattr(cfg, field) == getattr(reference, field), field
+    assert cfg.model_source == reference.model_source and cfg.output_dir == str(tmp_path / ".precomputed")
+    # The trigger word widget is the config's id_token; a bad value names the widget.
+    assert precompute.build_config({**values, "trigger_word": " zxq "}, tmp_path, tmp_path, "tiny").id_token == "zxq"
+    with pytest.raises(ConfigError, match=r"PrecomputeLatents.resolution_buckets: resolution bucket '64x64x10'"):
+        precompute.build_config({**values, "resolution_buckets": "64x64x10"}, tmp_path, tmp_path, "tiny")
+    with pytest.raises(ConfigError, match="PrecomputeLatents.batch_size 0: must be at least 1"):
+        precompute.build_config({**values, "batch_size": 0}, tmp_path, tmp_path, "tiny")
 
 
 def test_stage_widget_defaults_come_from_the_library():

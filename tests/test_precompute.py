@@ -484,3 +484,125 @@ def test_component_paths_override_the_model_source(tmp_path: Path, tiny_model_di
     assert str(tiny_model_dir / "vae") in manifest
     with pytest.raises(ModelLoadError, match="vae_path: '.*missing' does not exist"):
         preprocess_dataset(tmp_path / "captions.json", "64x64x9", model_source="tiny", vae_path=str(tmp_path / "missing"))
+
+
+# ------------------------------------------------------------------------------------------------ one schema
+
+
+def test_keyword_api_is_the_schema():
+    """preprocess_dataset's keywords are exactly PrecomputeConfig's fields, with the schema's defaults."""
+    import inspect
+
+    from ltx_train_lib.precompute import PrecomputeConfig
+    from ltx_train_lib.precompute.config import config_defaults
+
+    params = inspect.signature(preprocess_dataset).parameters
+    assert set(params) - {"progress"} == set(PrecomputeConfig.model_fields)
+    defaults = config_defaults()
+    for name, param in params.items():
+        if name in defaults:
+            assert param.default == defaults[name], name
+    for name, info in PrecomputeConfig.model_fields.items():
+        assert info.description and len(info.description) > 20, f"{name}: every field is described"
+
+
+def test_cli_flags_come_from_the_schema():
+    from ltx_train_lib.cli.preprocess import build_parser
+    from ltx_train_lib.precompute import PrecomputeConfig
+    from ltx_train_lib.precompute.config import cli_flags
+
+    parser = build_parser()
+    args = parser.parse_args(["data", "--resolution-buckets", "64x64x9"])
+    for name, info in PrecomputeConfig.model_fields.items():
+        if not info.is_required():
+            assert getattr(args, name) == info.get_default(call_default_factory=True), f"{name}: CLI default"
+    actions = {a.dest: a for a in parser._actions}
+    for name, info in PrecomputeConfig.model_fields.items():
+        action = actions[name]
+        assert action.help.replace("%%", "%").startswith(info.description), name
+        flags = cli_flags(name)
+        if flags[0].startswith("-"):
+            assert action.option_strings == flags and action.required == info.is_required(), name
+    assert actions["reshape_mode"].choices == ["center", "random"]
+    assert actions["frame_selection"].choices == ["first", "center", "random"]
+    # The reference trainer's documented flag names keep working (reference/ltx-video-trainer.md §1.2).
+    reference_flags = (
+        "--resolution-buckets --caption-column --video-column --batch-size --device --load-text-encoder-in-8bit "
+        "--vae-tiling --output-dir --model-source --id-token --decode-videos --remove-llm-prefixes --reference-column"
+    ).split()
+    known = {s for a in parser._actions for s in a.option_strings}
+    assert set(reference_flags) <= known and "--media-column" in known
+    legacy = parser.parse_args(
+        ["d", "--resolution-buckets", "64x64x9", "--video-column", "clip", "--id-token", "zxq", "--decode-videos",
+         "--reference-column", "ref", "--load-text-encoder-in-8bit", "--batch-size", "3"]
+    )
+    assert (legacy.media_column, legacy.id_token, legacy.decode_videos, legacy.reference_column) == ("clip", "zxq", True, "ref")
+    assert legacy.load_text_encoder_in_8bit is True and legacy.batch_size == 3
+
+
+def test_pipeline_flags_come_from_the_schema():
+    from ltx_train_lib.cli.pipeline import PIPELINE_PRECOMPUTE_FIELDS, build_parser
+    from ltx_train_lib.precompute import PrecomputeConfig
+
+    args = build_parser().parse_args(["x", "--resolution-buckets", "64x64x9", "--config-template", "t", "--rank", "4"])
+    for name in PIPELINE_PRECOMPUTE_FIELDS:
+        info = PrecomputeConfig.model_fields[name]
+        if not info.is_required():
+            assert getattr(args, name) == info.get_default(), name
+
+
+def test_docs_options_table_is_current():
+    from ltx_train_lib.cli.docs import REGENERATE, stale
+
+    assert stale() == [], f"the options table is stale: edit PrecomputeConfig, then run `{REGENERATE}`"
+
+
+def test_bad_options_name_the_input(tmp_path, capsys):
+    from ltx_train_lib.cli.preprocess import main
+    from ltx_train_lib.precompute import PrecomputeConfig
+
+    write_captions(tmp_path, [("x", "x.mp4")])
+    assert main([str(tmp_path), "--resolution-buckets", "64x64x9", "--batch-size", "0"]) == 2
+    assert "--batch-size 0: must be at least 1" in capsys.readouterr().err
+    assert main([str(tmp_path), "--resolution-buckets", "64x64x9", "--frame-selection", "middle"]) == 2
+    with pytest.raises(ConfigError, match="unknown preprocessing option 'frame_selectoin': did you mean 'frame_selection'"):
+        PrecomputeConfig.from_options({"dataset_file": "d", "resolution_buckets": "64x64x9", "frame_selectoin": "x"})
+    with pytest.raises(ConfigError, match="resolution buckets: missing; give one or more WIDTHxHEIGHTxFRAMES"):
+        preprocess_dataset(tmp_path)
+    with pytest.raises(ConfigError, match="batch size 0: must be at least 1"):
+        preprocess_dataset(tmp_path, "64x64x9", batch_size=0)
+    with pytest.raises(ConfigError, match="caption column: is empty"):
+        preprocess_dataset(tmp_path, "64x64x9", caption_column=" ")
+    config = PrecomputeConfig(dataset_file=str(tmp_path), resolution_buckets="64x64x9", model_source="tiny")
+    with pytest.raises(ConfigError, match="got a PrecomputeConfig and also resolution_buckets, seed"):
+        preprocess_dataset(config, "64x64x9", seed=1)
+
+
+def test_a_config_runs_as_the_keywords_do(layout_run):
+    """The same options as a PrecomputeConfig: the layout run's cache is reused as it is."""
+    from ltx_train_lib.precompute import PrecomputeConfig
+
+    root, first, _ = layout_run
+    config = PrecomputeConfig(
+        dataset_file=root, resolution_buckets=BUCKETS.split(";"), model_source="tiny", decode_videos=True, device="auto"
+    )
+    assert config.resolution_buckets == BUCKETS and config.device is None
+    again = preprocess_dataset(config)
+    assert again.ok and sorted(again.reused) == sorted(first.processed) and not again.processed
+
+
+def test_package_units_stay_small_and_only_model_io_touches_models():
+    """Each subject in its module; model code (ltx_train_lib.models, transformers, diffusers) only via model_io."""
+    import ast
+
+    package = REPO / "ltx_train_lib" / "precompute"
+    heavy = ("ltx_train_lib.models", "transformers", "diffusers")
+    for path in sorted(package.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                length = node.end_lineno - node.lineno + 1
+                assert length <= 200 or "200 lines" in (ast.get_docstring(node) or ""), f"{path.name}:{node.name}"
+            if path.name != "model_io.py" and isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                assert not any(n.startswith(heavy) for n in names), f"{path.name} imports {names}: go through model_io"

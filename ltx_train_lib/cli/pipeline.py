@@ -7,26 +7,40 @@ import argparse
 import logging
 import sys
 
+from ltx_train_lib.cli.preprocess import add_config_arguments
 from ltx_train_lib.errors import LtxTrainError
+
+# The preprocessing options the pipeline passes on (the others keep their defaults; decoding is always on).
+PIPELINE_PRECOMPUTE_FIELDS = (
+    "resolution_buckets",
+    "id_token",
+    "batch_size",
+    "device",
+    "load_text_encoder_in_8bit",
+    "vae_tiling",
+    "remove_llm_prefixes",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="run_pipeline.py", description="Raw videos -> scenes -> captions -> latents -> LoRA -> ComfyUI LoRA.")
     p.add_argument("basename", help="dataset name: videos are read from BASENAME_raw/, clips go to BASENAME_scenes/")
-    p.add_argument("--resolution-buckets", required=True, help='"WxHxF[;WxHxF...]", e.g. 768x448x89')
     p.add_argument("--config-template", required=True, help="YAML template with [BASENAME]/[RANK] placeholders (configs/*_template.yaml)")
     p.add_argument("--rank", type=int, required=True, help="LoRA rank (alpha = rank in the templates)")
-    p.add_argument("--id-token", default=None, help="trigger word prepended to every caption (e.g. CAKEIFY)")
     p.add_argument("--model", default=None, help="override model.model_source (named version, path, repo id, or 'tiny')")
     p.add_argument("--captioner", default=None, help="captioning model: Hub id or local folder (default Qwen/Qwen2.5-VL-7B-Instruct; 'tiny' for tests)")
     p.add_argument("--steps", type=int, default=None, help="override optimization.steps")
-    p.add_argument("--batch-size", type=int, default=1, help="preprocessing batch size")
-    p.add_argument("--device", default=None, help="device for captioning and preprocessing (default: cuda if available)")
-    p.add_argument("--load-text-encoder-in-8bit", action="store_true", help="T5 in 8-bit during preprocessing (CUDA)")
-    p.add_argument("--vae-tiling", action="store_true", help="tile the VAE to save memory on large videos")
-    p.add_argument("--remove-llm-prefixes", action="store_true", help='strip "The video shows ..." style caption openings')
     p.add_argument("--work-dir", default=".", help="folder holding BASENAME_raw/ (default: current folder)")
     p.add_argument("--disable_progress_bars", "--disable-progress-bars", action="store_true", help="plain log lines")
+    # Preprocessing flags: PrecomputeConfig fields, spelled, defaulted and described as in preprocess_dataset.py.
+    add_config_arguments(
+        p.add_argument_group("preprocessing (as preprocess_dataset.py)"),
+        PIPELINE_PRECOMPUTE_FIELDS,
+        help_extra={
+            "id_token": "The validation prompts start with it too.",
+            "device": "Captioning runs there too.",
+        },
+    )
     return p
 
 

@@ -1,8 +1,12 @@
 """``preprocess_dataset.py``: caption embeddings and video latents into ``.precomputed/``.
 
-Flags follow the reference trainer's script (reference/ltx-video-trainer.md §1.2), plus several resolution buckets,
-``--reshape-mode``, ``--frame-selection`` and ``--seed``. Exit status: 0 when every sample is ready, 1 when some
-were skipped (each is listed with its reason), 2 for bad arguments or a dataset/model that cannot be used at all.
+Every flag is a field of :class:`ltx_train_lib.precompute.PrecomputeConfig` (default, choices and help come from
+it); the names follow the reference trainer's script (reference/ltx-video-trainer.md §1.2), plus several
+resolution buckets, ``--reshape-mode``, ``--frame-selection``, ``--seed`` and the component paths.
+:func:`add_config_arguments` gives ``run_pipeline.py`` the same flags, :func:`options_table` the docs their table.
+
+Exit status: 0 when every sample is ready, 1 when some were skipped (each is listed with its reason), 2 for bad
+arguments or a dataset/model that cannot be used at all.
 """
 
 from __future__ import annotations
@@ -11,7 +15,10 @@ import argparse
 import logging
 import sys
 import time
+import types
+import typing
 from collections.abc import Sequence
+from typing import Any, Literal
 
 EXIT_OK, EXIT_SKIPPED, EXIT_USAGE = 0, 1, 2
 
@@ -24,65 +31,84 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compute T5 caption embeddings and VAE latents for LoRA training, into <dataset dir>/.precomputed "
         "(the reference trainer's layout). Re-running recomputes only what changed.",
     )
-    p.add_argument("dataset", help="caption file (.json/.jsonl/.csv/.txt), or a folder holding captions.json")
-    p.add_argument(
-        "--resolution-buckets",
-        required=True,
-        help='one or more WIDTHxHEIGHTxFRAMES separated by ";", e.g. "768x448x89;512x512x49;768x768x1". W and H are '
-        "multiples of 32, FRAMES is 8k+1 (1 for images). Each clip goes to the bucket with the most frames it can "
-        "fill, then the closest aspect ratio",
-    )
-    p.add_argument("--caption-column", default="caption", help="caption column/key (default: caption)")
-    p.add_argument(
-        "--video-column",
-        "--media-column",
-        dest="video_column",
-        default="media_path",
-        help="media path column/key (default: media_path)",
-    )
-    p.add_argument("--batch-size", type=int, default=1, help="samples per text-encoder / VAE call (default: 1)")
-    p.add_argument("--device", default=None, help="torch device, e.g. cuda, cuda:1, cpu (default: cuda if available)")
-    p.add_argument(
-        "--load-text-encoder-in-8bit",
-        action="store_true",
-        help="load T5 in 8 bits with bitsandbytes (CUDA only): about half the memory",
-    )
-    p.add_argument("--vae-tiling", action="store_true", help="encode in tiles: less memory for large resolutions")
-    p.add_argument("--output-dir", default=None, help="cache folder (default: <dataset dir>/.precomputed)")
-    p.add_argument(
-        "--model-source",
-        default="LTXV_13B_097_DEV",
-        help="named version (e.g. LTXV_2B_0.9.6_DEV), local folder, .safetensors file, Hub repo id, or 'tiny' "
-        "(random weights, for tests) (default: LTXV_13B_097_DEV)",
-    )
-    p.add_argument("--id-token", default=None, help='trigger word prepended to every caption as "<token> caption"')
-    p.add_argument(
-        "--decode-videos",
-        action="store_true",
-        help="also decode the latents to decoded_videos/ (.mp4, or .png for 1-frame samples) to check them by eye",
-    )
-    p.add_argument(
-        "--remove-llm-prefixes",
-        action="store_true",
-        help='strip one leading phrase such as "The video shows" or "In this video," from each caption',
-    )
-    p.add_argument("--reshape-mode", choices=("center", "random"), default="center", help="crop position")
-    p.add_argument(
-        "--frame-selection",
-        choices=("first", "center", "random"),
-        default="first",
-        help="which frames of a longer clip to keep (default: first, as the reference)",
-    )
-    p.add_argument("--seed", type=int, default=42, help="seed of the latent sampling and random crops (default: 42)")
-    p.add_argument(
-        "--reference-column",
-        default=None,
-        help="IC-LoRA: column/key holding each clip's reference video (e.g. reference_path, as compute_condition.py "
-        "writes). Each reference is encoded at its clip's bucket, frames and crop into reference_latents/; clips "
-        "without a usable reference are skipped (default: none)",
-    )
+    add_config_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and the summary")
     return p
+
+
+# ------------------------------------------------------------------------------------ flags from PrecomputeConfig
+
+
+def add_config_arguments(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    fields: Sequence[str] | None = None,
+    help_extra: dict[str, str] | None = None,
+) -> None:
+    """One argument per :class:`PrecomputeConfig` field (``fields``: a subset, in that order), with the schema's
+    default, choices and description; the flag names are the reference trainer's (``config.cli_flags``).
+    ``help_extra`` adds a sentence to a field's help where a command uses it differently."""
+    from ltx_train_lib.precompute.config import PrecomputeConfig
+
+    for name in fields or list(PrecomputeConfig.model_fields):
+        _add_field(parser, name, (help_extra or {}).get(name, ""))
+
+
+def _add_field(parser: argparse.ArgumentParser | argparse._ArgumentGroup, name: str, extra: str) -> None:
+    from ltx_train_lib.precompute.config import PrecomputeConfig, cli_flags, default_text, field_extra
+
+    info = PrecomputeConfig.model_fields[name]
+    flags = cli_flags(name)
+    base = _base_type(info.annotation)
+    text = " ".join(part for part in (info.description or "", extra) if part)
+    if not info.is_required() and base is not bool:
+        text += f" (default: {default_text(name)})"
+    kwargs: dict[str, Any] = {"help": text.replace("%", "%%")}  # argparse %-formats help texts
+    if typing.get_origin(base) is Literal:
+        kwargs["choices"] = [str(v) for v in typing.get_args(base)]
+    elif base is int:
+        kwargs["type"] = int
+    if base is not bool and typing.get_origin(base) is not Literal and flags[0].startswith("-"):
+        kwargs["metavar"] = flags[0].lstrip("-").replace("-", "_").upper()  # named after the flag, not the field
+    if not flags[0].startswith("-"):  # a positional argument: its name is its dest
+        parser.add_argument(name, metavar=field_extra(name).get("metavar", flags[0].upper()), **kwargs)
+        return
+    kwargs["dest"] = name
+    if info.is_required():
+        kwargs["required"] = True
+    else:
+        kwargs["default"] = info.get_default(call_default_factory=True)
+    if base is bool:
+        # Off by default: a plain switch, as the reference's flags; on by default: --x / --no-x.
+        kwargs["action"] = "store_true" if not kwargs.get("default") else argparse.BooleanOptionalAction
+    parser.add_argument(*flags, **kwargs)
+
+
+def _base_type(annotation: Any) -> Any:
+    """``X | None`` -> ``X``."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return annotation
+
+
+def options_table() -> str:
+    """The Markdown table of every option, as docs/preprocessing.md shows it (see ltx_train_lib.cli.docs)."""
+    from ltx_train_lib.precompute.config import PrecomputeConfig, cli_flags, cli_names, default_text, field_extra
+
+    def cell(text: str) -> str:
+        # Markdown would read '<token>' as an HTML tag and '|' as a column break.
+        return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+    names = cli_names()
+    rows = ["| option | default | meaning |", "|---|---|---|"]
+    for name, info in PrecomputeConfig.model_fields.items():
+        flags = cli_flags(name) if cli_flags(name)[0].startswith("-") else [names[name]]
+        option = ", ".join(f"`{f}`" for f in flags)
+        default = default_text(name)
+        if default not in ("required", "none", "off", "on") and "default_text" not in field_extra(name):
+            default = f"`{default}`"  # a value, as typed; prose defaults stay prose
+        rows.append(f"| {option} | {cell(default)} | {cell(info.description or '')} |")
+    return "\n".join(rows) + "\n"
 
 
 class _ProgressPrinter:
@@ -146,46 +172,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
 
-    if args.batch_size < 1:
-        print(f"error: --batch-size {args.batch_size}: must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
-
-    from ltx_train_lib.buckets import parse_buckets
     from ltx_train_lib.errors import LtxTrainError
-    from ltx_train_lib.precompute import preprocess_dataset, resolve_dataset_file
+    from ltx_train_lib.precompute import PrecomputeConfig, preprocess_dataset, resolve_dataset_file
+    from ltx_train_lib.precompute.config import cli_names
 
     # Cheap checks first: a typo is reported at once, before torch and the models load.
     try:
-        buckets = parse_buckets(args.resolution_buckets)
-        resolve_dataset_file(args.dataset)
+        options = {name: getattr(args, name) for name in PrecomputeConfig.model_fields}
+        config = PrecomputeConfig.from_options(options, names=cli_names())
+        resolve_dataset_file(config.dataset_file)
     except LtxTrainError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if args.id_token:
-        log.info('trigger word "%s" is prepended to every caption', args.id_token)
+    if config.id_token:
+        log.info('trigger word "%s" is prepended to every caption', config.id_token)
     _quiet_libraries()
     try:
         with _ProgressPrinter() as progress:
-            result = preprocess_dataset(
-                args.dataset,
-                buckets,
-                output_dir=args.output_dir,
-                model_source=args.model_source,
-                id_token=args.id_token,
-                remove_llm_prefixes=args.remove_llm_prefixes,
-                decode_videos=args.decode_videos,
-                vae_tiling=args.vae_tiling,
-                reshape_mode=args.reshape_mode,
-                frame_selection=args.frame_selection,
-                caption_column=args.caption_column,
-                media_column=args.video_column,
-                reference_column=args.reference_column,
-                batch_size=args.batch_size,
-                device=args.device,
-                load_text_encoder_in_8bit=args.load_text_encoder_in_8bit,
-                seed=args.seed,
-                progress=progress,
-            )
+            result = preprocess_dataset(config, progress=progress)
     except LtxTrainError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
