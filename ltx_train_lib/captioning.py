@@ -8,7 +8,9 @@ transformers' own Qwen2.5-VL processor with their true sampling rate, so the mod
 when the processor reads the file itself.
 
 ``caption_media`` is resumable: it saves the caption file after every batch and, when run again, captions only
-the media that have no caption yet. Bad media are reported per file and skipped.
+the media that have no caption yet. Bad media are reported per file and skipped. Before the model loads, the caption
+file's folder is checked (writable, some free space); an error while saving (disk full, read-only folder) stops the
+run with one ``OutputError`` and leaves the file as the last successful save wrote it.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ from ltx_train_lib.captions_io import (
     caption_file_exists,
     caption_format,
     read_captions_checked,
+    txt_file_pair,
     write_captions,
 )
 from ltx_train_lib.errors import DatasetError, LtxTrainError, ModelLoadError
+from ltx_train_lib.fileio import check_writable_dir, translate_write_errors
 
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"
 DEFAULT_INSTRUCTION = "Shortly describe the content of this video in two sentences."
@@ -42,6 +46,9 @@ DEFAULT_EXTENSIONS = ("mp4", "avi", "mov", "mkv", "webm", "jpg", "jpeg", "png")
 # Per-frame pixel budget of the reference: 16..64 vision tokens (28x28 px each after the 2x2 merge).
 MIN_PIXELS = 16 * 28 * 28
 MAX_PIXELS = 64 * 28 * 28
+# Rough size of one saved entry (a 200-token caption and its path), for the free-space check before captioning.
+ENTRY_BYTES_ESTIMATE = 2048
+CAPTION_FOLDER = "caption file folder"
 # Frames kept per video. Longer videos are sampled more sparsely (not cut short) so the caption covers the whole
 # clip, while host memory stays bounded (frames are decoded at full size before the processor shrinks them).
 DEFAULT_MAX_FRAMES = 128
@@ -418,6 +425,11 @@ def collect_media(
     return out
 
 
+def _caption_files(path: Path) -> tuple[Path, ...]:
+    """The file(s) a caption file is stored in (the .txt format is a pair)."""
+    return txt_file_pair(path) if caption_format(path) == ".txt" else (path,)
+
+
 def _batches(items: Sequence[Path], size: int) -> Iterator[list[Path]]:
     for i in range(0, len(items), size):
         yield list(items[i : i + size])
@@ -468,7 +480,7 @@ def caption_media(
 
     entries: list[CaptionEntry] = []
     if caption_file_exists(output_path):
-        existing = read_captions_checked(output_path, check_media=False)
+        existing = read_captions_checked(output_path, check_media=False, allow_empty=True)
         entries = existing.entries
         report.existing_problems = [p for p in existing.problems if p.kind in ("bad_entry", "duplicate_media")]
     index = {e.media_path: i for i, e in reversed(list(enumerate(entries)))}  # first entry wins on duplicates
@@ -482,6 +494,11 @@ def caption_media(
             todo.append(path)
     if not todo:
         return report
+    # Before the model loads (minutes, GBs): the file is rewritten next to itself, so the old and the new copy
+    # are on the disk together for a moment.
+    old_size = sum(f.stat().st_size for f in _caption_files(output_path) if f.is_file())
+    check_writable_dir(output_path.parent, CAPTION_FOLDER, 2 * old_size + ENTRY_BYTES_ESTIMATE * len(todo))
+    saved_hint = f"{output_path} keeps the captions saved before; run again to continue."
 
     own_captioner = captioner is None
     read_fps = captioner.fps if captioner is not None else fps
@@ -529,7 +546,8 @@ def caption_media(
                     entries.append(entry)
                 report.captioned.append(sample.path)
             if captions:
-                write_captions(output_path, entries)
+                with translate_write_errors(output_path.parent, CAPTION_FOLDER, saved_hint):
+                    write_captions(output_path, entries)
             by_path = dict(zip((s.path for s in samples), captions, strict=True))
             for path in batch:
                 done += 1

@@ -12,7 +12,9 @@ or shared between Windows and Linux) and read back as absolute paths. Other colu
 ``reference_path``) are kept as they are in ``CaptionEntry.extra`` and written back by the .json/.jsonl/.csv
 writers; the .txt format has no room for them. Reading never stops at a bad entry: empty
 captions, missing media and repeated media are collected as problems, each message naming the file, the entry and
-the fix. Only a file that cannot be parsed at all raises ``DatasetError``.
+the fix. Only a file that cannot be parsed at all, or that holds no entry at all, raises ``DatasetError``.
+
+``prepend_trigger`` puts a trigger word before a caption once: a caption that already starts with it is kept as is.
 """
 
 from __future__ import annotations
@@ -198,8 +200,11 @@ def _rows_from_objects(
 
 
 def _read_json(path: Path, caption_column: str, media_column: str):
+    text = path.read_text(encoding="utf-8-sig")
+    if not text.strip():
+        return [], []  # an empty file holds no entries (reported as such, not as broken JSON)
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DatasetError(
             f"{path}: not valid JSON ({exc}). Fix the file, or delete it to start the captions afresh."
@@ -288,6 +293,12 @@ def _read_txt(path: Path, caption_column: str, media_column: str):
     return [(i, c, p, {}) for i, (c, p) in enumerate(zip(captions, paths, strict=True), 1)], []
 
 
+_EMPTY_FILE_EXAMPLES = {
+    ".json": 'the entries into it: [{"caption": "a cat on a fence", "media_path": "clip.mp4"}, ...]',
+    ".jsonl": 'one {"caption": "a cat on a fence", "media_path": "clip.mp4"} object per line into it',
+    ".csv": "the header caption,media_path and one row per media file into it",
+    ".txt": "one caption per line into <name>_captions.txt and the media path on the same line of <name>_paths.txt",
+}
 _READERS = {".json": _read_json, ".jsonl": _read_jsonl, ".csv": _read_csv, ".txt": _read_txt}
 
 
@@ -297,11 +308,14 @@ def read_captions_checked(
     caption_column: str = DEFAULT_CAPTION_COLUMN,
     media_column: str = DEFAULT_MEDIA_COLUMN,
     check_media: bool = True,
+    allow_empty: bool = False,
 ) -> CaptionsReadResult:
     """Read a caption file; bad entries are kept out of the way as ``problems`` instead of raising.
 
-    Raises ``DatasetError`` only when the file itself is unusable (missing, unparseable, no media column).
-    ``check_media=False`` skips the existence check (e.g. when media lives on another machine).
+    Raises ``DatasetError`` only when the file itself is unusable (missing, unparseable, no media column) or
+    holds no entry at all (an empty list is a mistake for every reader but the captioner, which passes
+    ``allow_empty=True`` to fill it). ``check_media=False`` skips the existence check (e.g. when media lives on
+    another machine).
     """
     path = Path(path)
     fmt = caption_format(path)
@@ -309,6 +323,12 @@ def read_captions_checked(
         raise DatasetError(f"{path}: caption file not found. Check the path, or caption the media first.")
     base_dir = _absolute(path).parent
     rows, problems = _READERS[fmt](path, caption_column, media_column)
+    if not rows and not problems and not allow_empty:
+        raise DatasetError(
+            f"{path}: the caption file has no entries, so there is nothing to train on. Caption the media first "
+            f"(scripts/caption_videos.py FOLDER -o {path.name}, or the Qwen Caption node), or write "
+            f"{_EMPTY_FILE_EXAMPLES[fmt]}."
+        )
     result = CaptionsReadResult(path=path, problems=problems)
     first_seen: dict[Path, int] = {}
     for index, caption, stored, extra in rows:
@@ -367,9 +387,30 @@ def read_captions(
     *,
     caption_column: str = DEFAULT_CAPTION_COLUMN,
     media_column: str = DEFAULT_MEDIA_COLUMN,
+    allow_empty: bool = False,
 ) -> list[CaptionEntry]:
     """All entries of a caption file (absolute media paths). Use ``read_captions_checked`` to see problems."""
-    return read_captions_checked(path, caption_column=caption_column, media_column=media_column).entries
+    return read_captions_checked(
+        path, caption_column=caption_column, media_column=media_column, allow_empty=allow_empty
+    ).entries
+
+
+def prepend_trigger(caption: str, trigger: str | None) -> str:
+    """``"<trigger> <caption>"``, unless the caption already starts with the trigger word (then it is kept).
+
+    The trigger counts as present when the caption starts with it followed by a space, punctuation or nothing
+    ("zxq a cat", "zxq, a cat", "zxq"), case-sensitively (the text encoder's tokens are); "zxqa cat" does not
+    count. No trigger, or an empty caption, gives the stripped caption.
+    """
+    text = caption.strip()
+    word = (trigger or "").strip()
+    if not word or not text:
+        return text
+    if text.startswith(word):
+        rest = text[len(word) :]
+        if not rest or not (rest[0].isalnum() or rest[0] == "_"):
+            return text
+    return f"{word} {text}"
 
 
 # --------------------------------------------------------------------------------------------------------- writing

@@ -23,3 +23,7 @@ class TrainingError(LtxTrainError):
 
 class ConversionError(LtxTrainError):
     """A weights file is in neither the diffusers nor the ComfyUI layout."""
+
+
+class OutputError(LtxTrainError):
+    """An output folder or file cannot be written (read-only, no permission, a file in the way, disk full)."""

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ltx_train_lib.errors import DatasetError
-from ltx_train_lib.fileio import atomic_path
+from ltx_train_lib.fileio import atomic_path, describe_os_error
 
 # Keep FFmpeg's log (libx264's banner and statistics, decoder warnings) off stderr. PyAV 18 starts silent
 # (level None: a no-op C callback). set_level(ERROR) would also hide the banner, but it installs a callback
@@ -70,6 +70,14 @@ def _bad(path: Path, problem: str, fix: str) -> DatasetError:
 _REENCODE_FIX = "Re-encode or re-download the file (e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`), or remove it."
 
 
+def _reason(exc: BaseException) -> str:
+    """What FFmpeg (or the OS) said, in words: no '[Errno 1094995529]', no repeated file name."""
+    text = describe_os_error(exc)
+    if isinstance(exc, av.error.FFmpegError):
+        return f"FFmpeg: {text[:1].lower()}{text[1:]}"
+    return text
+
+
 def _open(path: Path) -> av.container.InputContainer:
     if not path.exists():
         raise _bad(path, "file not found", "Check the path.")
@@ -80,7 +88,7 @@ def _open(path: Path) -> av.container.InputContainer:
     except PermissionError as exc:
         raise _bad(path, f"cannot be read ({exc.strerror})", "Fix the file permissions.") from exc
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise _bad(path, f"is not a readable video container ({exc})", _REENCODE_FIX) from exc
+        raise _bad(path, f"is not a readable video container ({_reason(exc)})", _REENCODE_FIX) from exc
 
 
 def _video_stream(path: Path, container: av.container.InputContainer) -> av.video.stream.VideoStream:
@@ -162,7 +170,7 @@ def probe_media(path: str | Path) -> MediaInfo:
                 if packet.pts is not None:
                     pts.append(packet.pts)
         except av.error.FFmpegError as exc:
-            raise _bad(path, f"is corrupt or truncated ({exc})", _REENCODE_FIX) from exc
+            raise _bad(path, f"is corrupt or truncated ({_reason(exc)})", _REENCODE_FIX) from exc
         if packets == 0:
             raise _bad(path, "has a video stream with zero frames", _REENCODE_FIX)
         if stated_frames and packets < stated_frames:
@@ -176,7 +184,7 @@ def probe_media(path: str | Path) -> MediaInfo:
         try:
             first = next(iter(container.decode(stream)), None)
         except av.error.FFmpegError as exc:
-            raise _bad(path, f"is corrupt: its first video frame cannot be decoded ({exc})", _REENCODE_FIX) from exc
+            raise _bad(path, f"is corrupt: its first video frame cannot be decoded ({_reason(exc)})", _REENCODE_FIX) from exc
         if first is None:
             raise _bad(path, "has a video stream whose frames cannot be decoded", _REENCODE_FIX)
         rotation = _normalise_rotation(first.rotation)
@@ -253,7 +261,7 @@ def iter_video_frames(path: str | Path) -> Iterator[tuple[av.VideoFrame, float]]
             for i, frame in enumerate(container.decode(stream)):
                 yield frame, _frame_time(frame, i, fps)
         except av.error.FFmpegError as exc:
-            raise _bad(path, f"is corrupt or truncated: decoding failed ({exc})", _REENCODE_FIX) from exc
+            raise _bad(path, f"is corrupt or truncated: decoding failed ({_reason(exc)})", _REENCODE_FIX) from exc
 
 
 def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
@@ -347,7 +355,7 @@ def load_image(path: str | Path) -> np.ndarray:
         raise _bad(path, f"cannot be read ({exc.strerror})", "Fix the file permissions.") from exc
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise _bad(
-            path, f"is not a readable image ({exc})", "Re-export the image as PNG or JPEG, or remove it."
+            path, f"is not a readable image ({_reason(exc)})", "Re-export the image as PNG or JPEG, or remove it."
         ) from exc
 
 

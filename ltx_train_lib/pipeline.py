@@ -103,7 +103,7 @@ def run_pipeline(
     train_listeners: list | None = None,
 ) -> PipelineResult:
     from ltx_train_lib.captioning import DEFAULT_MODEL, caption_media
-    from ltx_train_lib.captions_io import read_captions
+    from ltx_train_lib.captions_io import prepend_trigger, read_captions
     from ltx_train_lib.precompute import preprocess_dataset
     from ltx_train_lib.scenes import split_folder
 
@@ -154,8 +154,8 @@ def run_pipeline(
     entries = read_captions(captions_file)
     if not entries:
         raise DatasetError(f"'{captions_file}' has no captions; check the clips in {scenes_dir}")
-    prefix = f"{pre_config.id_token} " if pre_config.id_token else ""
-    prompts = [prefix + e.caption for e in entries[:num_validation_prompts]]
+    # The prompts the LoRA was trained on: the trigger word once, even where a caption already starts with it.
+    prompts = [prepend_trigger(e.caption, pre_config.id_token) for e in entries[:num_validation_prompts]]
     cfg = build_training_config(config_template, basename, rank, work, prompts, model=model, steps=steps)
 
     stage("preprocess", f"encoding latents and text into {scenes_dir / '.precomputed'}")

@@ -9,6 +9,10 @@ frames' own timestamps, so variable-frame-rate files split where the detector sa
 Clips of one video are written into a hidden staging folder and moved into place together, then the
 video is recorded in ``.scenes_manifest.json``; a crash or a bad file never leaves part of a video's
 clips behind, and a re-run skips videos whose clips are all present with the same settings.
+
+Before writing, the output folder is checked (it can be created and written, and the disk has about as much free
+space as the videos to split take); an error while writing (disk full, read-only folder) stops the run with one
+``OutputError``, keeping the clips of the videos already split.
 """
 
 from __future__ import annotations
@@ -29,11 +33,12 @@ from typing import Any, Literal
 import av
 import numpy as np
 
-from ltx_train_lib.errors import ConfigError, DatasetError, LtxTrainError
-from ltx_train_lib.fileio import write_text_atomic
+from ltx_train_lib.errors import ConfigError, DatasetError, LtxTrainError, OutputError
+from ltx_train_lib.fileio import check_writable_dir, describe_os_error, translate_write_errors, write_text_atomic
 from ltx_train_lib.media import (
     VideoWriter,
     _normalise_rotation,
+    _open,
     _stream_fps,
     frame_to_rgb,
     is_video,
@@ -223,7 +228,10 @@ def detect_scene_times(path: str | Path, settings: SplitSettings) -> list[tuple[
     try:
         video = scenedetect.open_video(str(path), backend=settings.backend)
     except Exception as exc:  # VideoOpenFailure and decoder errors of either backend
-        raise DatasetError(f"{path}: PySceneDetect cannot open it ({exc}). Re-encode the file to H.264 MP4.") from exc
+        raise DatasetError(
+            f"{path}: is not a readable video: PySceneDetect cannot open it ({describe_os_error(exc)}). "
+            "Re-encode the file to H.264 MP4, or remove it."
+        ) from exc
     manager = scenedetect.SceneManager()
     if settings.downscale is not None:
         manager.auto_downscale = False
@@ -232,7 +240,10 @@ def detect_scene_times(path: str | Path, settings: SplitSettings) -> list[tuple[
     try:
         manager.detect_scenes(video=video, frame_skip=settings.frame_skip)
     except Exception as exc:
-        raise DatasetError(f"{path}: scene detection failed while decoding ({exc}). Re-encode the file.") from exc
+        raise DatasetError(
+            f"{path}: scene detection failed while decoding ({describe_os_error(exc)}). Re-encode the file, or "
+            "remove it."
+        ) from exc
     scene_list = manager.get_scene_list(start_in_scene=True)
     if not scene_list:
         return []
@@ -298,7 +309,7 @@ def write_scene_clips(
     """
     path, out_dir = Path(path), Path(out_dir)
     stem = stem or path.stem
-    with av.open(str(path)) as container:
+    with _open(path) as container:  # DatasetError for a bad input: an OSError here is always about the output
         rate = _stream_fps(container.streams.video[0]) or Fraction(24)
     counts = [0] * len(scenes)
     if not scenes:
@@ -426,6 +437,22 @@ class SplitSummary:
         lines += [f"  skipped {r.source}: {r.reason}" for r in self.skipped]
         return "\n".join(lines)
 
+    def why_no_clips(self, filter_shorter_than: str | int | None = None) -> str:
+        """Why the run gave no clip, in sentences that each name the video or setting and the fix."""
+        parts = [r.reason for r in self.skipped]
+        done = self.split + self.unchanged
+        detected = sum(r.scenes_detected for r in done)
+        if done and filter_shorter_than is not None and detected:
+            parts.append(
+                f"All {detected} scene(s) of {len(done)} readable video(s) are shorter than filter_shorter_than "
+                f"{filter_shorter_than!r}. Lower filter_shorter_than, or clear it to keep every scene."
+            )
+        elif done:
+            parts.append(
+                f"{', '.join(r.source.name for r in done)}: no decodable frames in any scene. Re-encode the file(s)."
+            )
+        return " ".join(parts) or "No video was found. Add videos (.mp4, .mov, .mkv, .webm, ...) to the input."
+
 
 def split_video(
     video: str | Path,
@@ -460,37 +487,40 @@ def split_video(
     scenes, detected = plan_scenes(times, frame_times, filter_shorter_than=filter_len, max_scenes=settings.max_scenes)
 
     target_dir = output_dir / subdir if subdir else output_dir
-    target_dir.mkdir(parents=True, exist_ok=True)
-    # Stage every clip of this video, then move them in together: the folder never holds part of a video.
-    staging = Path(tempfile.mkdtemp(prefix=f".{video.stem}.", suffix=".tmp", dir=target_dir))
-    try:
-        counts = write_scene_clips(video, scenes, staging, stem=video.stem, crf=settings.crf)
-        # Clips an earlier run made for this video under other settings would mix with the new ones.
-        for old in (entry or {}).get("clips", []):
-            (output_dir / old["file"]).unlink(missing_ok=True)
-        clips: list[ClipInfo] = []
-        for scene, count in zip(scenes, counts, strict=True):
-            if count == 0:
-                continue  # the decoder gave fewer frames than the container listed (damaged tail)
-            name = clip_name(video.stem, scene.number)
-            os.replace(staging / name, target_dir / name)
-            rel = (Path(subdir) / name).as_posix() if subdir else name
-            clips.append(
-                ClipInfo(rel, scene.start_frame, scene.start_frame + count, count, scene.start_time, scene.end_time)
-            )
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    manifest["videos"][key] = {
-        **fingerprint,
-        "source": str(video),
-        "scenes_detected": detected,
-        "clips": [asdict(c) for c in clips],
-    }
-    _write_manifest(output_dir, manifest)
+    # Reading errors are DatasetErrors (media._open / iter_video_frames); an OSError in here is the output's.
+    with translate_write_errors(output_dir, "output folder", _KEPT_HINT):
+        target_dir.mkdir(parents=True, exist_ok=True)
+        # Stage every clip of this video, then move them in together: the folder never holds part of a video.
+        staging = Path(tempfile.mkdtemp(prefix=f".{video.stem}.", suffix=".tmp", dir=target_dir))
+        try:
+            counts = write_scene_clips(video, scenes, staging, stem=video.stem, crf=settings.crf)
+            # Clips an earlier run made for this video under other settings would mix with the new ones.
+            for old in (entry or {}).get("clips", []):
+                (output_dir / old["file"]).unlink(missing_ok=True)
+            clips: list[ClipInfo] = []
+            for scene, count in zip(scenes, counts, strict=True):
+                if count == 0:
+                    continue  # the decoder gave fewer frames than the container listed (damaged tail)
+                name = clip_name(video.stem, scene.number)
+                os.replace(staging / name, target_dir / name)
+                rel = (Path(subdir) / name).as_posix() if subdir else name
+                clips.append(
+                    ClipInfo(rel, scene.start_frame, scene.start_frame + count, count, scene.start_time, scene.end_time)
+                )
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        manifest["videos"][key] = {
+            **fingerprint,
+            "source": str(video),
+            "scenes_detected": detected,
+            "clips": [asdict(c) for c in clips],
+        }
+        _write_manifest(output_dir, manifest)
     return VideoResult(video, "split", clips, detected)
 
 
 ProgressFn = Callable[[int, int, Path], None]
+_KEPT_HINT = "The clips of the videos split before are kept; run again to continue."
 
 
 def _inputs(input_path: Path, output_dir: Path, recursive: bool) -> list[tuple[Path, str]]:
@@ -528,8 +558,12 @@ def split_folder(
     if input_path.is_file() and not is_video(input_path):
         raise DatasetError(f"{input_path}: not a video file (suffix '{input_path.suffix}'). Pass a video or a folder.")
     pairs = _inputs(input_path, output_dir, recursive)
-    output_dir.mkdir(parents=True, exist_ok=True)
     manifest = _read_manifest(output_dir)
+    todo = [v for v, _ in pairs if not _is_done(manifest["videos"].get(_source_key(v)), _fingerprint(v, settings), output_dir)]
+    if todo:
+        # Rough estimate of what will be written: clips at the default quality are about the size of their source.
+        needed = sum(v.stat().st_size for v in todo)
+        check_writable_dir(output_dir, "output folder", needed_bytes=needed)
     results: list[VideoResult] = []
     claimed: dict[str, Path] = {}  # output name prefix -> the video that owns it
     for done, (video, subdir) in enumerate(pairs):
@@ -547,12 +581,14 @@ def split_folder(
         claimed[prefix] = video
         try:
             result = split_video(video, output_dir, settings, subdir=subdir, manifest=manifest)
+        except OutputError:
+            raise  # the output folder, not this video: every other video would fail the same way
         except LtxTrainError as exc:
             logger.warning("skipping %s", exc)
             results.append(VideoResult(video, "skipped", reason=str(exc)))
             continue
         except (OSError, av.error.FFmpegError) as exc:
-            reason = f"{video}: cannot be split ({exc}). Check the file can be read, or re-encode it."
+            reason = f"{video}: cannot be split ({describe_os_error(exc)}). Check the file can be read, or re-encode it."
             logger.warning("skipping %s", reason)
             results.append(VideoResult(video, "skipped", reason=reason))
             continue

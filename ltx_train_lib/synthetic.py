@@ -91,6 +91,15 @@ SEGMENTS: tuple[SegmentFn, ...] = (
     _bouncing_disc,
     _sliding_checker,
 )
+# What each segment shows, for the sample clips' captions. No trigger word: the Precompute step's trigger word
+# (preprocessing's --id-token) puts it before every caption, once.
+SEGMENT_CAPTIONS: tuple[str, ...] = (
+    "a yellow square moving across a red background",
+    "light blue and dark blue diagonal stripes scrolling sideways",
+    "blocky green noise drifting slowly to one side",
+    "a white disc bouncing over a blue-to-pink gradient",
+    "an orange and purple checkerboard sliding diagonally",
+)
 
 
 def segment_bounds(cuts: Sequence[int], num_frames: int) -> list[tuple[int, int]]:
@@ -230,6 +239,18 @@ SAMPLE_CLIPS: tuple[tuple[str, tuple[int, ...], int, int], ...] = (
     ("sample_b.mp4", (50, 100), 150, 1),
     ("sample_c.mp4", (56,), 112, 3),
 )
+
+
+def scene_caption(cuts: Sequence[int], num_frames: int, seed: int = 0) -> str:
+    """A caption of a scene video: what each of its scenes shows, in order ("..., then ...")."""
+    return ", then ".join(
+        SEGMENT_CAPTIONS[(n + seed) % len(SEGMENTS)] for n in range(len(segment_bounds(cuts, num_frames)))
+    )
+
+
+def sample_captions() -> dict[str, str]:
+    """{file name: caption} of the sample clips (samples/clips/captions.json holds the same)."""
+    return {name: scene_caption(cuts, n, seed) for name, cuts, n, seed in SAMPLE_CLIPS}
 
 
 def make_sample_clips(folder: str | Path, size: tuple[int, int] = (256, 192), fps: float = 24) -> list[Path]:

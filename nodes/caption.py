@@ -35,7 +35,7 @@ def _prune_missing(captions_file: Path) -> int:
 
     if not caption_file_exists(captions_file):
         return 0
-    read = read_captions_checked(captions_file, check_media=False)
+    read = read_captions_checked(captions_file, check_media=False, allow_empty=True)
     kept = [e for e in read.entries if Path(e.media_path).exists()]
     if len(kept) < len(read.entries):
         write_captions(captions_file, kept)

@@ -250,11 +250,8 @@ class SplitScenes:
         summary = split_folder(videos.folder, out, settings, recursive=recursive, progress=progress)
         clips = summary.clips
         if not clips:
-            reasons = "; ".join(r.reason for r in summary.skipped[:3]) or "no scene was long enough"
-            raise DatasetError(
-                f"SplitScenes: no clip was made from {len(videos.files)} video(s) ({reasons}); lower "
-                "'filter_shorter_than' or check the videos"
-            )
+            why = summary.why_no_clips(settings.filter_shorter_than)
+            raise DatasetError(f"SplitScenes: no clip was made from {len(videos.files)} video(s). {why}")
         record = T.MediaSet(folder=out, files=tuple(clips), work_dir=videos.work_dir, name=videos.name, stage="scenes")
         entries, _ = thumbnails_ui(clips, out)
         return {"ui": {**comfy.ui_images(entries), **comfy.ui_text(summary.text(), unique_id)}, "result": (record,)}

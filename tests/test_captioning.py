@@ -384,7 +384,42 @@ def test_cli_single_file_default_output_and_options(tiny_qwen, media_dir, capsys
 def test_cli_errors_name_the_input(tmp_path, capsys):
     assert caption_main([str(tmp_path / "missing"), "-m", "tiny"]) == 2
     assert "missing: no such file or folder" in capsys.readouterr().err
-    assert caption_main([str(tmp_path), "-m", "tiny", "-q"]) == 1
+    assert caption_main([str(tmp_path), "-m", "tiny", "-q"]) == 2  # nothing to do is a failure, not a partial run
     assert "no media with extensions" in capsys.readouterr().err
     assert caption_main([str(tmp_path), "-c", "llava_next_7b"]) == 2
     assert "only qwen_25_vl" in capsys.readouterr().err
+
+
+def test_cli_caption_folder_that_cannot_be_created(media_dir, tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("keep me")
+    monkeypatch.setattr(QwenCaptioner, "_load", lambda *a, **k: pytest.fail("model loaded before the output check"))
+    assert caption_main([str(media_dir), "-m", "tiny", "-o", str(blocker / "captions.json"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "Traceback" not in err
+    assert f"error: caption file folder {blocker}: cannot be created: it is a file, not a folder." in err
+    assert "-o/--output" in err and blocker.read_text() == "keep me"
+
+
+def test_cli_read_only_folder_while_saving_keeps_the_caption_file(tiny_qwen, media_dir, monkeypatch, capsys):
+    import errno
+
+    out = media_dir / "captions.json"
+    out.write_text(json.dumps([{"caption": "hand written", "media_path": "clip_a.mp4"}]), encoding="utf-8")
+    before = out.read_bytes()
+    real = Path.write_text
+
+    def read_only(self: Path, *args, **kwargs):  # the lowest write: the temp file the caption file is renamed from
+        if self.name.startswith(".captions.json."):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", read_only)
+    rc = caption_main([str(media_dir), "-m", "tiny", "--device", "cpu", "--max-new-tokens", str(TOKENS), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert err.count("error:") == 1 and "Traceback" not in err and "Errno" not in err
+    assert f"error: caption file folder {media_dir}: it is on a read-only file system. Choose a folder" in err
+    assert f"{out} keeps the captions saved before; run again to continue" in err
+    assert out.read_bytes() == before
+    assert [p.name for p in media_dir.iterdir() if p.name.startswith(".")] == []

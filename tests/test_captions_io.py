@@ -10,6 +10,7 @@ import pytest
 
 from ltx_train_lib.captions_io import (
     CaptionEntry,
+    prepend_trigger,
     read_captions,
     read_captions_checked,
     txt_file_pair,
@@ -200,3 +201,60 @@ def test_unknown_extension_and_missing_file(tmp_path):
         write_captions(tmp_path / "captions.yaml", [])
     with pytest.raises(DatasetError, match="caption file not found"):
         read_captions(tmp_path / "nope.json")
+
+
+# ------------------------------------------------------------------------------------------------- empty files
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_caption_file_with_no_entries_is_an_error(tmp_path, fmt):
+    target = tmp_path / f"captions{fmt}"
+    write_captions(target, [])
+    with pytest.raises(DatasetError, match=r"has no entries, so there is nothing to train on\. Caption the media first"):
+        read_captions_checked(target)
+    with pytest.raises(DatasetError, match=str(target).replace(".", r"\.")):
+        read_captions(target)
+    # The captioner fills an empty file, so it may read one.
+    assert read_captions_checked(target, allow_empty=True).entries == []
+
+
+def test_an_empty_json_file_is_an_empty_list(tmp_path):
+    (tmp_path / "captions.json").write_text("  \n", encoding="utf-8")
+    with pytest.raises(DatasetError, match="has no entries"):
+        read_captions(tmp_path / "captions.json")
+    assert read_captions(tmp_path / "captions.json", allow_empty=True) == []
+
+
+def test_preprocess_rejects_an_empty_caption_file(tmp_path, capsys):
+    from ltx_train_lib.cli.preprocess import main as preprocess_main
+
+    (tmp_path / "captions.json").write_text("[]\n", encoding="utf-8")
+    rc = preprocess_main([str(tmp_path), "--resolution-buckets", "64x64x9", "--model-source", "tiny", "--device", "cpu"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and f"error: {tmp_path / 'captions.json'}: the caption file has no entries" in err
+    assert "caption_videos.py" in err and "Traceback" not in err
+    assert (tmp_path / "captions.json").read_text(encoding="utf-8") == "[]\n"
+    assert not (tmp_path / ".precomputed").exists() or not any((tmp_path / ".precomputed").iterdir())
+
+
+# ------------------------------------------------------------------------------------------------ trigger word
+
+
+@pytest.mark.parametrize(
+    ("caption", "trigger", "prompt"),
+    [
+        ("a cat on a fence", "zxq", "zxq a cat on a fence"),
+        ("zxq a cat on a fence", "zxq", "zxq a cat on a fence"),  # already there: not twice
+        ("  zxq, a cat ", "zxq", "zxq, a cat"),
+        ("zxq", "zxq", "zxq"),
+        ("zxqa cat", "zxq", "zxq zxqa cat"),  # another word that starts with the same letters
+        ("Zxq a cat", "zxq", "zxq Zxq a cat"),  # case-sensitive, as the text encoder's tokens
+        ("a cat", " zxq ", "zxq a cat"),
+        ("a cat", None, "a cat"),
+        ("a cat", "  ", "a cat"),
+        ("  ", "zxq", ""),
+    ],
+)
+def test_prepend_trigger_adds_the_trigger_once(caption, trigger, prompt):
+    assert prepend_trigger(caption, trigger) == prompt

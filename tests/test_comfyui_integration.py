@@ -191,7 +191,7 @@ def test_nodes_are_listed_in_object_info(comfy):
     assert "jobs" in jobs
 
 
-@pytest.mark.parametrize("name", ["ltx_trainer_full_pipeline", "ltx_trainer_from_dataset"])
+@pytest.mark.parametrize("name", ["LTX Trainer, full pipeline (tiny model, CPU)", "LTX Trainer, train from a dataset (tiny model, CPU)"])
 def test_bundled_workflow_runs_end_to_end(comfy, name):
     info = comfy.get("/object_info")
     lora_name = f"it_{uuid.uuid4().hex[:8]}"
@@ -219,7 +219,7 @@ def _latency(comfy, path: str, n: int = 40) -> tuple[float, float]:
 
 def test_cancel_ends_every_child_and_requeue_resumes(comfy):
     info = comfy.get("/object_info")
-    wf = _workflow("ltx_trainer_from_dataset")
+    wf = _workflow("LTX Trainer, train from a dataset (tiny model, CPU)")
     overrides = {"LTXTrainer_TrainLoRA": {"steps": 400, "validation_interval": 0, "checkpoint_interval": 0, "job_name": "cancel"},
                  "LTXTrainer_ConvertComfy": {"lora_name": f"it_{uuid.uuid4().hex[:8]}"}}
     prompt = to_api(wf, info, overrides)
@@ -269,7 +269,7 @@ def test_lora_applied_to_a_comfyui_model_patches_every_key(comfy):
     """ConvertComfy with a MODEL from CheckpointLoaderSimple: ComfyUI's own loader patches every key of the trained
     LoRA; on a model missing half the blocks the node fails and names the unpatched keys."""
     info = comfy.get("/object_info")
-    prompt = to_api(_workflow("ltx_trainer_from_dataset"), info, {"LTXTrainer_ConvertComfy": {"lora_name": f"it_{uuid.uuid4().hex[:8]}"}})
+    prompt = to_api(_workflow("LTX Trainer, train from a dataset (tiny model, CPU)"), info, {"LTXTrainer_ConvertComfy": {"lora_name": f"it_{uuid.uuid4().hex[:8]}"}})
     convert_id = next(k for k, v in prompt.items() if v["class_type"] == "LTXTrainer_ConvertComfy")
     prompt["900"] = {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "ltx_tiny_comfy.safetensors"}}
     prompt[convert_id]["inputs"]["model"] = ["900", 0]

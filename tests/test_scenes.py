@@ -260,6 +260,7 @@ def test_cli(small_video: Path, tmp_path: Path, capsys: pytest.CaptureFixture[st
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "broken.mp4").write_bytes(b"junk")
+    shutil.copy(small_video, bad / "fine.mp4")
     assert split_main([str(bad), str(tmp_path / "o2"), "-q"]) == 1  # anything skipped: non-zero
     assert f"skipped: {bad / 'broken.mp4'}: is not a readable video" in capsys.readouterr().err
     assert split_main([str(tmp_path / "nothing_here"), str(tmp_path / "o3"), "-q"]) == 2
@@ -280,3 +281,97 @@ def test_sample_clips_for_the_demo(tmp_path: Path) -> None:
         times = scenes.detect_scene_times(path, SplitSettings())
         planned, _ = scenes.plan_scenes(times, scenes._frame_times(path))
         assert [s.start_frame for s in planned[1:]] == list(cuts), path.name
+
+
+# ----------------------------------------------------------------------------- bad input, unwritable output
+
+
+def test_unreadable_video_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"this is not a video" * 50)
+    assert split_main([str(bad), str(tmp_path / "out"), "-q"]) == 2  # nothing could be split: a failure
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and f"error: {bad}: is not a readable video" in err
+    assert "Re-encode" in err and "remove it" in err
+    assert "Errno" not in err and "1094995529" not in err and "filter" not in err
+
+
+def test_split_scenes_node_names_the_unreadable_video(small_video: Path, tmp_path: Path, monkeypatch) -> None:
+    from ltx_train_lib.errors import DatasetError
+    from nodes import NODE_CLASS_MAPPINGS, comfy
+
+    monkeypatch.setenv(comfy.ROOT_ENV, str(tmp_path / "comfy"))
+    raw = tmp_path / "comfy" / "input" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "broken.mp4").write_bytes(b"junk")
+    load = NODE_CLASS_MAPPINGS["LTXTrainer_LoadVideos"]()
+    videos = load.load(folder="raw", recursive=False, include_images=False, dataset_name="")["result"][0]
+    settings = dict(detector="content", threshold=0.0, min_scene_length="", filter_shorter_than="", max_scenes=0, crf=28)
+    split = NODE_CLASS_MAPPINGS["LTXTrainer_SplitScenes"]()
+    with pytest.raises(DatasetError) as info:
+        split.split(videos, **settings)
+    message = str(info.value)
+    assert f"{raw / 'broken.mp4'}: is not a readable video" in message and "remove it" in message
+    assert "filter_shorter_than" not in message and "Errno" not in message
+
+    # The filter hint comes only when the filter is what removed every scene.
+    (raw / "broken.mp4").unlink()
+    shutil.copy(small_video, raw / "fine.mp4")
+    videos = load.load(folder="raw", recursive=False, include_images=False, dataset_name="")["result"][0]
+    with pytest.raises(DatasetError, match=r"All 2 scene\(s\) .* shorter than filter_shorter_than '10s'\. Lower"):
+        split.split(videos, **{**settings, "filter_shorter_than": "10s"})
+
+
+def test_output_folder_that_cannot_be_created(small_video: Path, tmp_path: Path, capsys) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("keep me")
+    assert split_main([str(small_video), str(blocker / "clips"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "Traceback" not in err
+    assert f"error: output folder {blocker / 'clips'}: cannot be created: {blocker} is a file, not a folder." in err
+    assert "Choose another folder" in err
+    assert blocker.read_text() == "keep me"
+
+
+def test_disk_full_while_splitting_keeps_the_videos_already_split(
+    small_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import errno
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    shutil.copy(small_video, src / "a.mp4")
+    assert split_main([str(src), str(out), "-q"]) == 0
+    before = {name: (out / name).read_bytes() for name in _files(out)}
+    shutil.copy(small_video, src / "b.mp4")
+    real = media.VideoWriter.write_frame
+
+    def disk_full(self: media.VideoWriter, frame) -> None:  # noqa: ANN001 - where the encoder's bytes reach the disk
+        if self.frames_written == 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(self, frame)
+
+    monkeypatch.setattr(media.VideoWriter, "write_frame", disk_full)
+    capsys.readouterr()
+    assert split_main([str(src), str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "Traceback" not in err and "Errno" not in err
+    assert f"error: output folder {out}: the disk is full (" in err and "Free some disk space" in err
+    assert "clips of the videos split before are kept" in err
+    assert {name: (out / name).read_bytes() for name in _files(out)} == before  # a's clips and manifest untouched
+    assert [p.name for p in out.iterdir() if p.name.startswith(".") and p.name != scenes.MANIFEST_NAME] == []
+    monkeypatch.setattr(media.VideoWriter, "write_frame", real)
+    assert [r.status for r in split_folder(src, out).results] == ["unchanged", "split"]
+
+
+def test_too_little_free_space_is_found_before_writing(
+    small_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=1000))
+    out = tmp_path / "out"
+    assert split_main([str(small_video), str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    size = small_video.stat().st_size
+    assert f"error: output folder {out}: not enough free disk space: about {size / 1000:.1f} KB will be" in err
+    assert "only 1.0 KB is free" in err and not list(out.glob("*.mp4"))

@@ -30,6 +30,11 @@ GEN = _generator()
 CORE = {k: v for k, v in GEN.CORE_NODES.items() if k not in FRONTEND_ONLY}
 
 
+def _file(key: str) -> Path:
+    """The committed workflow of an example (file names are the readable titles the template browser shows)."""
+    return ROOT / "workflows" / f"{GEN.EXAMPLES[key].title}.json"
+
+
 def _definition(type_: str):
     """(link inputs [(name, type)], widgets [(name, kind, opts)], outputs [(name, type)]) of a node type."""
     if type_ in NODE_CLASS_MAPPINGS:
@@ -133,7 +138,7 @@ def test_full_pipeline_runs_offline_on_the_tiny_model(tmp_path):
     from ltx_train_lib.config import config_from_dict
     from nodes import train
 
-    wf = load(ROOT / "workflows" / "ltx_trainer_full_pipeline.json")
+    wf = load(_file("full_pipeline"))
     assert _chain(wf) == ["LoadVideos", "SplitScenes", "QwenCaption", "PrecomputeLatents", "TrainLoRA", "ConvertComfy"]
     nodes = _by_type(wf)
     (push,) = nodes["LTXTrainer_PushToHub"]
@@ -153,7 +158,7 @@ def test_training_from_a_dataset(tmp_path):
     from ltx_train_lib.config import config_from_dict
     from nodes import train
 
-    wf = load(ROOT / "workflows" / "ltx_trainer_from_dataset.json")
+    wf = load(_file("from_dataset"))
     assert _chain(wf) == ["PrecomputeLatents", "TrainLoRA", "ConvertComfy"]
     (pre,) = _by_type(wf)["LTXTrainer_PrecomputeLatents"]
     assert _api_values(pre)["dataset"] and pre["inputs"][0]["link"] is None  # reads a folder, no upstream node
@@ -162,7 +167,7 @@ def test_training_from_a_dataset(tmp_path):
 
 
 def test_train_then_generate_feeds_the_lora_model_to_the_sampler():
-    wf = load(ROOT / "workflows" / "ltx_trainer_train_then_generate.json")
+    wf = load(_file("train_then_generate"))
     nodes = {n["id"]: n for n in wf["nodes"]}
     by = _by_type(wf)
     (convert,) = by["LTXTrainer_ConvertComfy"]
@@ -186,3 +191,62 @@ def test_committed_json_is_what_the_generator_writes():
     for name, build in GEN.WORKFLOWS.items():
         committed = load(ROOT / "workflows" / f"{name}.json")
         assert committed == json.loads(json.dumps(build().to_json())), f"{name}: run workflows/make_workflows.py"
+
+
+# ------------------------------------------------------------------------------------------ template browser cards
+
+
+def test_every_workflow_has_its_thumbnail_and_a_readable_title():
+    from PIL import Image
+
+    folder = ROOT / "workflows"
+    assert sorted(p.name for p in folder.iterdir() if p.suffix not in (".json", ".jpg")) == ["make_workflows.py"]
+    assert sorted(p.stem for p in folder.glob("*.jpg")) == sorted(p.stem for p in WORKFLOWS)  # no orphan either way
+    for path in WORKFLOWS:
+        # The frontend shows the file stem as the title: words, not an identifier.
+        assert path.stem.startswith("LTX Trainer, ") and "_" not in path.stem, path.stem
+        with Image.open(path.with_suffix(".jpg")) as im:  # ComfyUI's frontend asks for <stem>.jpg, nothing else
+            assert im.format == "JPEG" and im.size == (GEN.THUMBNAIL_SIZE, GEN.THUMBNAIL_SIZE)
+
+
+def test_make_workflows_regenerates_identical_files(tmp_path):
+    written = GEN.write_all(tmp_path)
+    assert sorted(p.name for p in written) == sorted(p.name for p in (ROOT / "workflows").glob("*.[jj][sp][og]*"))
+    for path in written:
+        committed = ROOT / "workflows" / path.name
+        assert path.read_bytes() == committed.read_bytes(), f"{path.name}: run workflows/make_workflows.py"
+    again = GEN.write_all(tmp_path / "again")
+    assert [p.read_bytes() for p in again] == [p.read_bytes() for p in written]  # deterministic
+
+
+def test_a_card_that_draws_a_missing_link_is_refused():
+    example = GEN.EXAMPLES["from_dataset"]
+    wrong = GEN.Example(example.title, example.build, ("LTXTrainer_TrainLoRA", "LTXTrainer_PrecomputeLatents"))
+    with pytest.raises(ValueError, match="no such link"):
+        GEN._check_chain(wrong, wrong.build())
+
+
+# ---------------------------------------------------------------------------------------------- trigger word once
+
+
+def test_sample_captions_and_prompts_carry_the_trigger_word_once():
+    from ltx_train_lib import synthetic
+    from ltx_train_lib.captions_io import prepend_trigger, read_captions_checked
+
+    trigger = GEN.TRIGGER_WORD
+    read = read_captions_checked(ROOT / "samples" / "clips" / "captions.json")
+    assert read.problems == []
+    assert {e.media_path.name: e.caption for e in read.entries} == synthetic.sample_captions()
+    assert sorted(e.media_path.name for e in read.entries) == sorted(p.name for p in (ROOT / "samples" / "clips").glob("*.mp4"))
+    for entry in read.entries:  # the captions have no trigger: Precompute's trigger_word adds it, once
+        assert trigger not in entry.caption.split()
+        assert prepend_trigger(entry.caption, trigger).split().count(trigger) == 1
+    for path in WORKFLOWS:
+        by = _by_type(load(path))
+        assert {_api_values(n)["trigger_word"] for n in by["LTXTrainer_PrecomputeLatents"]} == {trigger}
+        # Validation and generation prompts are used as written: the trigger once, at the start.
+        prompts = [p for n in by["LTXTrainer_TrainLoRA"] for p in _api_values(n)["validation_prompts"].splitlines()]
+        prompts += [_api_values(n)["text"] for n in by.get("CLIPTextEncode", []) if n.get("title") == "Positive"]
+        assert prompts
+        for prompt in prompts:
+            assert prompt.startswith(f"{trigger} ") and prompt.split().count(trigger) == 1, prompt

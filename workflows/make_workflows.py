@@ -1,16 +1,26 @@
-"""Write the example workflows (ComfyUI UI format, version 0.4) from the pack's own node definitions.
+"""Write the example workflows (ComfyUI UI format, version 0.4) and their template-browser thumbnails.
 
-    .venv/bin/python workflows/make_workflows.py        # rewrites workflows/*.json
+    .venv/bin/python workflows/make_workflows.py        # rewrites workflows/*.json and workflows/*.jpg
 
 Widget values are laid out positionally over each node's widget inputs (INPUT_TYPES order, required then optional),
 exactly as the editor saves them, starting from the node's defaults; only the values an example needs are set
 here. Core ComfyUI nodes used by the generation example are described in CORE_NODES (their 0.3.64 definitions).
+
+ComfyUI's template browser (Workflow > Browse Templates) lists a pack's ``workflows/*.json`` by file name: the
+frontend shows the file stem as the card's title (and, with '-' and '_' read as spaces, as its description) and
+loads ``<stem>.jpg`` from the same folder as the card's image (``mediaSubtype: 'jpg'`` is fixed for custom-node
+templates; there is no index.json for them). So each file is named by its readable title, and a 256x256 JPEG
+drawn here (the node chain under the title) sits beside it. Drawing and encoding are deterministic: running this
+again writes the same bytes (tests/test_workflows.py checks).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import sys
+import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,11 +28,18 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from nodes import NODE_CLASS_MAPPINGS  # noqa: E402
+from ltx_train_lib.fileio import write_bytes_atomic, write_text_atomic  # noqa: E402
+from ltx_train_lib.synthetic import SEGMENT_CAPTIONS  # noqa: E402
+from nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
 
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
 SAMPLE_FOLDER = "ltx_trainer_sample"  # raw sample videos in ComfyUI's input folder (see docs/nodes.md)
 SAMPLE_DATASET = "ltx_trainer_sample_dataset"  # a captioned sample dataset in ComfyUI's input folder
+# Precompute's trigger_word puts it before every caption once; the captions themselves (samples/clips/captions.json)
+# do not start with it. Validation and generation prompts are used as written, so they start with it.
+TRIGGER_WORD = "zxq"
+# What the first sample clip's first scene shows (its caption), as a prompt for the trained LoRA.
+SAMPLE_PROMPT = f"{TRIGGER_WORD} {SEGMENT_CAPTIONS[0]}"
 
 # Core nodes (ComfyUI 0.3.64): link inputs, widget names, outputs. Widget values are given in full below.
 CORE_NODES: dict[str, dict[str, Any]] = {
@@ -167,11 +184,11 @@ class Graph:
 TINY_TRAIN = dict(
     model="(same as dataset)", steps=40, learning_rate=1e-3, rank=4, alpha=4, batch_size=1,
     scheduler_type="constant", mixed_precision_mode="no", compile_with_inductor=False, num_dataloader_workers=0,
-    validation_prompts="zxq a bright square moving over a dark background", validation_interval=20,
+    validation_prompts=SAMPLE_PROMPT, validation_interval=20,
     validation_inference_steps=4, validation_width=96, validation_height=64, validation_frames=17,
     validation_guidance_scale=1.0, checkpoint_interval=10, keep_last_n=2,
 )
-TINY_PRECOMPUTE = dict(model="tiny", resolution_buckets="96x64x17", trigger_word="zxq", decode_videos=True)
+TINY_PRECOMPUTE = dict(model="tiny", resolution_buckets="96x64x17", trigger_word=TRIGGER_WORD, decode_videos=True)
 TINY_NOTE = (
     "**Runs on the `tiny` model (random weights) on CPU in a few minutes** — it checks the pipeline, it does not "
     "learn anything useful. For a real LoRA pick a real model in *Qwen Caption* and *Precompute Latents* (e.g. "
@@ -204,7 +221,8 @@ def from_dataset() -> Graph:
     g = Graph("5d2e9f40-7c1b-4e8a-b3d2-6a9c0e4f1b02")
     g.add("MarkdownNote", (40, -260), (760, 220), text=TINY_NOTE + (
         f"*dataset* is a folder in `ComfyUI/input/` holding `captions.json` (`[{{\"caption\", \"media_path\"}}]`, "
-        f"paths relative to it) and the clips — here `{SAMPLE_DATASET}` (see docs/nodes.md). The cache goes to "
+        f"paths relative to it) and the clips — here `{SAMPLE_DATASET}` (see docs/nodes.md). Write the captions "
+        f"without the trigger word: *trigger_word* (`{TRIGGER_WORD}`) puts it before each one. The cache goes to "
         "`output/ltx_trainer/datasets/`, nothing is written into input/."))
     pre = g.add("LTXTrainer_PrecomputeLatents", (40, 0), (380, 560), dataset=SAMPLE_DATASET, **TINY_PRECOMPUTE)
     train = g.add("LTXTrainer_TrainLoRA", (460, 0), (400, 1100), job_name="tiny example (dataset)", **TINY_TRAIN)
@@ -224,16 +242,17 @@ def train_then_generate() -> Graph:
         "`models/loras` and applies it to the checkpoint's MODEL with ComfyUI's loader; it fails if any LoRA key "
         f"patched nothing. *dataset*: a captioned folder in `ComfyUI/input/` (here `{SAMPLE_DATASET}`)."))
     pre = g.add("LTXTrainer_PrecomputeLatents", (40, 0), (380, 560), dataset=SAMPLE_DATASET, model="LTXV_2B_0.9.5",
-                resolution_buckets="768x512x49", trigger_word="zxq", decode_videos=True)
+                resolution_buckets="768x512x49", trigger_word=TRIGGER_WORD, decode_videos=True)
     train = g.add("LTXTrainer_TrainLoRA", (460, 0), (400, 1100), job_name="LTXV 2B LoRA", steps=1000, learning_rate=2e-4,
-                  rank=32, alpha=32, batch_size=1, validation_prompts="zxq a bright square moving over a dark background",
+                  rank=32, alpha=32, batch_size=1, validation_prompts=SAMPLE_PROMPT,
                   validation_interval=250, validation_width=768, validation_height=512, validation_frames=49,
                   validation_inference_steps=30, checkpoint_interval=250)
     ckpt = g.add("CheckpointLoaderSimple", (900, 300), (340, 100), ckpt_name="ltx-video-2b-v0.9.5.safetensors")
     clip = g.add("CLIPLoader", (900, 460), (340, 110), clip_name="t5xxl_fp16.safetensors", type="ltxv", device="default")
-    convert = g.add("LTXTrainer_ConvertComfy", (1280, 0), (340, 200), lora_name="ltxv_2b_zxq_lora", overwrite=False, strength=1.0)
+    convert = g.add("LTXTrainer_ConvertComfy", (1280, 0), (340, 200), lora_name=f"ltxv_2b_{TRIGGER_WORD}_lora", overwrite=False,
+                    strength=1.0)
     pos = g.add("CLIPTextEncode", (1280, 300), (400, 160), title="Positive",
-                text="zxq a bright square moving over a dark background, smooth motion")
+                text=f"{SAMPLE_PROMPT}, smooth motion")
     neg = g.add("CLIPTextEncode", (1280, 500), (400, 160), title="Negative",
                 text="worst quality, inconsistent motion, blurry, jittery, distorted")
     cond = g.add("LTXVConditioning", (1720, 300), (300, 80), frame_rate=25.0)
@@ -241,7 +260,7 @@ def train_then_generate() -> Graph:
     sampler = g.add("KSampler", (2060, 0), (320, 270), seed=42, control_after_generate="fixed", steps=30, cfg=3.0,
                     sampler_name="euler", scheduler="simple", denoise=1.0)
     decode = g.add("VAEDecode", (2420, 0), (200, 50))
-    save = g.add("SaveAnimatedWEBP", (2420, 120), (400, 400), filename_prefix="ltx_trainer/zxq", fps=24.0,
+    save = g.add("SaveAnimatedWEBP", (2420, 120), (400, 400), filename_prefix=f"ltx_trainer/{TRIGGER_WORD}", fps=24.0,
                  lossless=False, quality=90, method="default")
     g.link(pre, 0, train, "dataset")
     g.link(train, 0, convert, "lora")
@@ -260,18 +279,138 @@ def train_then_generate() -> Graph:
     return g
 
 
-WORKFLOWS = {
-    "ltx_trainer_full_pipeline": full_pipeline,
-    "ltx_trainer_from_dataset": from_dataset,
-    "ltx_trainer_train_then_generate": train_then_generate,
+@dataclass(frozen=True)
+class Example:
+    title: str  # the file stem: the template browser shows it as the card's title
+    build: Callable[[], Graph]
+    chain: tuple[str, ...]  # node types drawn on the card, each linked to the next in the graph
+
+
+EXAMPLES: dict[str, Example] = {
+    "full_pipeline": Example(
+        "LTX Trainer, full pipeline (tiny model, CPU)",
+        full_pipeline,
+        ("LTXTrainer_LoadVideos", "LTXTrainer_SplitScenes", "LTXTrainer_QwenCaption", "LTXTrainer_PrecomputeLatents",
+         "LTXTrainer_TrainLoRA", "LTXTrainer_ConvertComfy"),
+    ),
+    "from_dataset": Example(
+        "LTX Trainer, train from a dataset (tiny model, CPU)",
+        from_dataset,
+        ("LTXTrainer_PrecomputeLatents", "LTXTrainer_TrainLoRA", "LTXTrainer_ConvertComfy"),
+    ),
+    "train_then_generate": Example(
+        "LTX Trainer, train then generate (LTXV 2B, GPU)",
+        train_then_generate,
+        ("LTXTrainer_PrecomputeLatents", "LTXTrainer_TrainLoRA", "LTXTrainer_ConvertComfy", "KSampler", "VAEDecode",
+         "SaveAnimatedWEBP"),
+    ),
+}
+WORKFLOWS: dict[str, Callable[[], Graph]] = {ex.title: ex.build for ex in EXAMPLES.values()}  # file stem -> builder
+
+# ------------------------------------------------------------------------------------------------------ thumbnails
+
+THUMBNAIL_SIZE = 256
+CORE_LABELS = {"KSampler": "KSampler", "VAEDecode": "VAE Decode", "SaveAnimatedWEBP": "Save Animated WEBP"}
+_BACKGROUND, _TEXT, _MUTED, _ARROW = (24, 26, 38), (236, 238, 245), (150, 156, 180), (110, 116, 140)
+_STAGE_COLOURS = {  # box fill by what the node does
+    "dataset": (38, 92, 150),
+    "train": (112, 62, 150),
+    "save": (40, 120, 84),
+    "core": (78, 82, 98),
+}
+_STAGES = {
+    "LTXTrainer_LoadVideos": "dataset", "LTXTrainer_SplitScenes": "dataset", "LTXTrainer_QwenCaption": "dataset",
+    "LTXTrainer_PrecomputeLatents": "dataset", "LTXTrainer_TrainLoRA": "train", "LTXTrainer_ConvertComfy": "save",
+    "LTXTrainer_PushToHub": "save",
 }
 
 
+def _label(type_: str) -> str:
+    if type_ in NODE_DISPLAY_NAME_MAPPINGS:
+        return NODE_DISPLAY_NAME_MAPPINGS[type_].removesuffix(" (LTX Trainer)")
+    return CORE_LABELS.get(type_, type_)
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)  # Pillow's bundled font (FreeType): the same on every machine
+    except TypeError:  # Pillow < 10.1: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _check_chain(example: Example, graph: Graph) -> None:
+    """The card must show what the workflow holds: every drawn node exists, linked to the next one."""
+    ids = {}
+    for n in graph.nodes:
+        ids.setdefault(n.type, n.id)
+    missing = [t for t in example.chain if t not in ids]
+    if missing:
+        raise KeyError(f"{example.title}: the card shows {missing}, which the workflow does not have")
+    linked = {(ln[1], ln[3]) for ln in graph.links}
+    for a, b in zip(example.chain, example.chain[1:], strict=False):
+        if (ids[a], ids[b]) not in linked:
+            raise ValueError(f"{example.title}: the card draws {a} -> {b}, but the workflow has no such link")
+
+
+def thumbnail(example: Example) -> bytes:
+    """A 256x256 JPEG: the pack's name, the workflow's title, and its node chain top to bottom."""
+    from PIL import Image, ImageDraw
+
+    size = THUMBNAIL_SIZE
+    img = Image.new("RGB", (size, size), _BACKGROUND)
+    draw = ImageDraw.Draw(img)
+    pack, _, rest = example.title.partition(", ")
+    name, _, qualifier = (rest or pack).partition(" (")  # "full pipeline" / "tiny model, CPU)"
+    draw.text((14, 10), pack.upper(), font=_font(11), fill=_MUTED)
+    y = 26
+    for line in textwrap.wrap(name[:1].upper() + name[1:], width=22)[:2]:
+        draw.text((14, y), line, font=_font(18), fill=_TEXT)
+        y += 22
+    if qualifier:
+        draw.text((14, y), f"({qualifier}", font=_font(13), fill=_MUTED)
+        y += 16
+    top, bottom = y + 10, size - 10
+    n = len(example.chain)
+    box_h, gap = 22, min(14, (bottom - top - n * 22) // max(1, n - 1))
+    y0 = top + (bottom - top - (n * box_h + (n - 1) * gap)) // 2
+    left, right = 34, size - 34
+    label_font = _font(13)
+    for i, type_ in enumerate(example.chain):
+        y = y0 + i * (box_h + gap)
+        colour = _STAGE_COLOURS[_STAGES.get(type_, "core")]
+        draw.rounded_rectangle((left, y, right, y + box_h), radius=5, fill=colour)
+        label = _label(type_)
+        width = draw.textlength(label, font=label_font)
+        draw.text(((size - width) / 2, y + 4), label, font=label_font, fill=_TEXT)
+        if i + 1 < n:  # an arrow down to the next node
+            mid, y1, y2 = size // 2, y + box_h + 1, y + box_h + gap - 1
+            draw.line((mid, y1, mid, y2 - 3), fill=_ARROW, width=2)
+            draw.polygon([(mid - 4, y2 - 4), (mid + 4, y2 - 4), (mid, y2)], fill=_ARROW)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=90, subsampling=0, optimize=False)  # 4:4:4 keeps the small text sharp
+    return buf.getvalue()
+
+
+def write_all(folder: Path) -> list[Path]:
+    """Write every example's workflow JSON and thumbnail into ``folder``; returns the files written."""
+    written = []
+    for example in EXAMPLES.values():
+        graph = example.build()
+        _check_chain(example, graph)
+        written.append(write_text_atomic(folder / f"{example.title}.json", json.dumps(graph.to_json(), indent=2) + "\n"))
+        written.append(write_bytes_atomic(folder / f"{example.title}.jpg", thumbnail(example)))
+    return written
+
+
 def main() -> None:
-    for name, build in WORKFLOWS.items():
-        path = HERE / f"{name}.json"
-        path.write_text(json.dumps(build().to_json(), indent=2) + "\n", encoding="utf-8")
+    written = write_all(HERE)
+    for path in written:
         print(f"wrote {path}")
+    for stale in sorted({*HERE.glob("*.json"), *HERE.glob("*.jpg")} - set(written)):  # renamed or removed examples
+        stale.unlink()
+        print(f"removed {stale}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ltx_train_lib.errors import LtxTrainError
+from ltx_train_lib.errors import LtxTrainError, OutputError
 
 REFERENCE_CAPTIONER = "qwen_25_vl"
 
@@ -188,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{'' if args.recursive else ' (add --recursive for subfolders)'}. Check the folder or --extensions.",
                 file=sys.stderr,
             )
-            return 1
+            return 2
         report = caption_media(
             args.input_path,
             output,
@@ -207,6 +207,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             clean=args.clean_caption,
             progress=progress,
         )
+    except OutputError as exc:  # the caption file's folder: read-only, no permission, disk full
+        print(f"error: {exc} Or write the captions elsewhere with -o/--output.", file=sys.stderr)
+        return 2
     except (LtxTrainError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -2,6 +2,8 @@
 
 Same command line as the reference trainer's scripts/split_scenes.py; clips are cut frame-accurately by
 PyAV (no ffmpeg binary) and a re-run skips videos already split with the same settings.
+Exit status: 0 when every video was split, 1 when some were skipped (each listed with its reason), 2 when nothing
+could be done (bad arguments, no video found, no video readable, an output folder that cannot be written).
 """
 
 from __future__ import annotations
@@ -117,19 +119,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         summary = split_folder(args.video_path, args.output_dir, settings, recursive=args.recursive, progress=progress)
-    except LtxTrainError as exc:
+    except LtxTrainError as exc:  # bad settings, a missing input, an output folder that cannot be written
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print_summary(summary)
-    for r in summary.skipped:  # one unwrapped line per problem: easy to read, grep and copy
-        print(f"skipped: {r.reason}", file=sys.stderr)
     if not summary.results:
         print(
             f"error: no videos found in {args.video_path}. Pass a video file or a folder holding videos "
             "(add --recursive for subfolders).",
             file=sys.stderr,
         )
-        return 1
+        return 2
+    if not (summary.split or summary.unchanged):  # nothing could be split: a failure, not a partial result
+        for r in summary.skipped:
+            print(f"error: {r.reason}", file=sys.stderr)
+        return 2
+    print_summary(summary)
+    for r in summary.skipped:  # one unwrapped line per problem: easy to read, grep and copy
+        print(f"skipped: {r.reason}", file=sys.stderr)
     return 1 if summary.skipped else 0
 
 

@@ -47,9 +47,10 @@ def clean_llm_prefix(text: str) -> str:
 
 
 def build_prompt(caption: str, id_token: str | None = None, remove_llm_prefixes: bool = False) -> str:
-    """The text that is embedded: prefix removal first, then the trigger word, as the reference does."""
+    """The text that is embedded: prefix removal first, then the trigger word, as the reference does — once, even
+    where the caption already starts with it (no "zxq zxq")."""
+    from ltx_train_lib.captions_io import prepend_trigger
+
     text = clean_llm_prefix(caption) if remove_llm_prefixes else caption.strip()
-    if id_token and id_token.strip() and text:
-        text = f"{id_token.strip()} {text}"
-    return text
+    return prepend_trigger(text, id_token)
 
