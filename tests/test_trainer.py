@@ -152,7 +152,8 @@ def _run_cli(cfg_path: Path, *extra: str) -> subprocess.Popen:
     )
 
 
-def _wait_for_event(events_path: Path, predicate, proc: subprocess.Popen, timeout: float = 120) -> dict:
+def _wait_for_event(events_path: Path, predicate, proc: subprocess.Popen, timeout: float = 600) -> dict:
+    # Generous: a loaded 2-core machine can take minutes to import torch and load the model; success returns at once.
     deadline = time.time() + timeout
     while time.time() < deadline:
         for ev in read_events(events_path):
