@@ -55,8 +55,8 @@ def check_text_encoding(root: Path, expected: str | None) -> str:
                 f"expects: re-run preprocess_dataset.py --text-encoding {expected} to make them"
             )
             logger.warning(
-                "'%s' has no preprocessing manifest (made by the reference trainer?): its caption embeddings are "
-                "taken to be '%s' (T5 without the attention mask)%s",
+                "'%s' has no readable preprocessing manifest (made by the reference trainer?): its caption "
+                "embeddings are taken to be '%s' (T5 without the attention mask)%s",
                 root, UNRECORDED_TEXT_ENCODING, extra,
             )
         return UNRECORDED_TEXT_ENCODING

@@ -117,6 +117,13 @@ def test_a_failing_run_leaves_the_current_cache_intact_and_trainable(dataset: Pa
     assert top_level(out) == before
     ds = PrecomputedDataset(dataset, text_encoding="comfyui")
     assert len(ds) == 3 and ds[0]["latents"].shape == (8, 8)
+    from ltx_train_lib.config import config_from_dict
+    from ltx_train_lib.training.trainer import Trainer
+    from tests.conftest import tiny_config_dict
+
+    cfg = tiny_config_dict(dataset, tmp_path / "train", optimization__steps=1, optimization__batch_size=1,
+                           checkpoints__interval=None)
+    assert Trainer(config_from_dict(cfg)).train().status == "done"
     # The failed run's own cache stays beside the good one, for the next try; the lock is free.
     assert len(caches(out)) == 2
     from ltx_train_lib.locks import folder_lock

@@ -164,7 +164,7 @@ def test_a_cache_without_manifest_is_taken_as_reference_with_a_warning(tmp_path,
     with caplog.at_level(logging.WARNING):
         ds = _strategy(root, "comfyui").dataset(str(root))
     assert len(ds) == 2 and ds.text_encoding == "reference"
-    assert "no preprocessing manifest" in caplog.text and "--text-encoding comfyui" in caplog.text
+    assert "no readable preprocessing manifest" in caplog.text and "--text-encoding comfyui" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         assert _strategy(root, "reference").dataset(str(root)).text_encoding == "reference"
