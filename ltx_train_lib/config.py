@@ -17,6 +17,12 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 
 from ltx_train_lib.errors import ConfigError
 
+# How captions are run through the text encoder (see ltx_train_lib.models.ltxv.text): "comfyui" with the attention
+# mask, as ComfyUI feeds the model; "reference" without it, as the reference trainer cached. Preprocessing
+# (PrecomputeConfig.text_encoding) and training (data.text_encoding) name it with this one type.
+TextEncoding = Literal["comfyui", "reference"]
+DEFAULT_TEXT_ENCODING: TextEncoding = "comfyui"
+
 
 class _Section(BaseModel):
     # Unknown keys are mistakes (typos, stale doc names): reject them with their dotted path.
@@ -144,6 +150,12 @@ class DataConfig(_Section):
         None,
         description="(addition) The trigger word the dataset's captions were prefixed with at preprocessing; written into the "
         "LoRA metadata and the model card (training itself reads the cached conditions).",
+    )
+    text_encoding: TextEncoding = Field(
+        DEFAULT_TEXT_ENCODING,
+        description="(addition) How the cached caption embeddings were made: 'comfyui' (T5 with its attention mask, as "
+        "ComfyUI feeds the model) or 'reference' (without it, as the reference trainer). Training refuses a cache "
+        "preprocessed with the other one; validation prompts are encoded this way too.",
     )
 
     @field_validator("preprocessed_data_root", mode="before")

@@ -1,7 +1,14 @@
-"""The precomputed dataset (``.precomputed/{latents,conditions}``) and bucket-aware, resumable batching."""
+"""The precomputed dataset (``.precomputed/{latents,conditions}``) and bucket-aware, resumable batching.
+
+The dataset reads the top level of ``.precomputed/``: the cache of the last completed preprocessing run (the other
+caches kept under ``.precomputed/cache/<key>/`` are the same layout, and can be pointed at directly). Its manifest
+says how the conditions were encoded; a dataset asked for another text encoding refuses to load, before any model
+does (see :func:`check_text_encoding`).
+"""
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import defaultdict
 from dataclasses import dataclass
@@ -12,6 +19,10 @@ from ltx_train_lib.errors import DatasetError
 
 LATENTS_DIR = "latents"
 CONDITIONS_DIR = "conditions"
+# What a cache without our manifest (made by the reference trainer) is taken to be: its T5 ran without the mask.
+UNRECORDED_TEXT_ENCODING = "reference"
+
+logger = logging.getLogger(__name__)
 
 
 def resolve_precomputed_root(root: str | Path) -> Path:
@@ -29,6 +40,36 @@ def resolve_precomputed_root(root: str | Path) -> Path:
     return root
 
 
+def check_text_encoding(root: Path, expected: str | None) -> str:
+    """The text encoding of the cache ``root`` (from its manifest); raises DatasetError when it is not
+    ``expected`` (None: any). A cache without our manifest (the reference trainer's) is accepted as ``reference``,
+    with a warning."""
+    from ltx_train_lib.precompute.manifest import cache_text_encoding
+
+    found = cache_text_encoding(root)
+    if found is None:
+        if expected is not None:
+            extra = (
+                "" if expected == UNRECORDED_TEXT_ENCODING else
+                f"; data.text_encoding is '{expected}', so training sees other caption features than the ones it "
+                f"expects: re-run preprocess_dataset.py --text-encoding {expected} to make them"
+            )
+            logger.warning(
+                "'%s' has no readable preprocessing manifest (made by the reference trainer?): its caption "
+                "embeddings are taken to be '%s' (T5 without the attention mask)%s",
+                root, UNRECORDED_TEXT_ENCODING, extra,
+            )
+        return UNRECORDED_TEXT_ENCODING
+    if expected is not None and found != expected:
+        raise DatasetError(
+            f"data.preprocessed_data_root: the caption embeddings in '{root}' were made with text encoding '{found}' "
+            f"but data.text_encoding is '{expected}'. Re-run preprocess_dataset.py with --text-encoding {expected} "
+            f"(only the caption embeddings are recomputed; the latents are reused), or set data.text_encoding: "
+            f"{found}."
+        )
+    return found
+
+
 def _legacy_condition_name(rel: Path) -> Path:
     # The reference's legacy names: latents/latent_X.pt <-> conditions/condition_X.pt
     if rel.name.startswith("latent_"):
@@ -44,12 +85,17 @@ class Sample:
 
 
 class PrecomputedDataset:
-    """Pairs ``latents/<rel>.pt`` with ``conditions/<rel>.pt``. Every latent must have its condition."""
+    """Pairs ``latents/<rel>.pt`` with ``conditions/<rel>.pt``. Every latent must have its condition.
 
-    def __init__(self, root: str | Path, reference_latents_dir: str | None = None) -> None:
+    ``text_encoding``: the encoding the conditions must have been made with (``data.text_encoding``); checked
+    against the cache's manifest before any file is read (None: not checked). ``self.text_encoding`` is what the
+    cache holds."""
+
+    def __init__(self, root: str | Path, reference_latents_dir: str | None = None, text_encoding: str | None = None) -> None:
         import torch
 
         self.root = resolve_precomputed_root(root)
+        self.text_encoding = check_text_encoding(self.root, text_encoding)
         latents = sorted(p for p in (self.root / LATENTS_DIR).rglob("*.pt") if not p.name.startswith("."))
         if not latents:
             raise DatasetError(f"'{self.root / LATENTS_DIR}' is empty; preprocess some videos first (preprocess_dataset.py)")

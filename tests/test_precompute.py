@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from ltx_train_lib import precompute
-from ltx_train_lib.errors import ConfigError, DatasetError
+from ltx_train_lib.errors import ConfigError, DatasetError, OutputError
 from ltx_train_lib.media import probe_media
 from ltx_train_lib.precompute import (
+    LOCK_NAME,
     MANIFEST_NAME,
     build_prompt,
     clean_llm_prefix,
@@ -58,7 +59,21 @@ def load(path: Path) -> dict:
 
 
 def files(root: Path) -> set[str]:
-    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    """The files of the current cache: the top level of the output folder (without the keyed caches in cache/ and
+    the lock file)."""
+    return {
+        rel
+        for rel in (p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+        if not rel.startswith(f"{precompute.STORE_DIR}/") and rel != LOCK_NAME
+    }
+
+
+def assert_unlocked(out: Path) -> None:
+    """The run released its lock (another taker gets it at once)."""
+    from ltx_train_lib.locks import folder_lock
+
+    with folder_lock(out, "test"):
+        pass
 
 
 def assert_consistent(out: Path) -> None:
@@ -125,7 +140,7 @@ def test_cache_layout_and_tensor_schema(layout_run, t5):
     assert int(load(out / "conditions/clips/a.pt")["prompt_attention_mask"].sum()) == len(tokens)
     # Progress went from 0 to its total, in order.
     assert seen and seen[-1][0] == seen[-1][1] and [d for d, _, _ in seen] == sorted(d for d, _, _ in seen)
-    assert not (out / ".lock").exists()
+    assert_unlocked(out)
     assert_consistent(out)
 
 
@@ -367,18 +382,23 @@ def test_a_crash_mid_write_leaves_no_partial_file_and_a_rerun_resumes(tmp_path, 
         return real_save(obj, f, *a, **kw)
 
     monkeypatch.setattr(torch, "save", flaky_save)
-    with pytest.raises(OSError, match="simulated"):
+    with pytest.raises(OutputError, match="simulated") as failed:
         preprocess_dataset(tmp_path, "64x64x9", model_source="tiny")
     out = tmp_path / ".precomputed"
+    assert str(out) in str(failed.value) and "kept" in str(failed.value)
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
-    assert len(list((out / "latents").glob("*.pt"))) == 1
-    # Every latents file has its condition (what the trainer needs); conditions of unfinished clips are kept.
-    assert {p.name for p in (out / "latents").glob("*.pt")} <= {p.name for p in (out / "conditions").glob("*.pt")}
-    assert not (out / ".lock").exists()
+    # The run did not complete: nothing was published (no cache for the trainer to misread); its own cache keeps
+    # what it finished, every latents file with its condition.
+    assert files(out) == set()
+    (own,) = (out / precompute.STORE_DIR).iterdir()
+    assert len(list((own / "latents").glob("*.pt"))) == 1
+    assert {p.name for p in (own / "latents").glob("*.pt")} <= {p.name for p in (own / "conditions").glob("*.pt")}
+    assert_unlocked(out)
     monkeypatch.setattr(torch, "save", real_save)
     resumed = preprocess_dataset(tmp_path, "64x64x9", model_source="tiny")
     assert resumed.ok and len(resumed.latents_computed) == 2 and resumed.conditions_computed == []
     assert_consistent(out)
+    assert len(list((out / "latents").glob("*.pt"))) == 3
 
 
 def test_prompt_building():
@@ -407,16 +427,29 @@ def test_argument_errors_raise_with_a_fix(tmp_path):
 
 
 def test_another_run_on_the_same_cache_is_refused(tmp_path):
+    """The lock is the operating system's: a live holder refuses the run, naming it; once it dies, it is free."""
     import os
-    import socket
+    import signal
+    import textwrap
 
     write_captions(tmp_path, [("x", "x.mp4")])
     out = tmp_path / ".precomputed"
-    out.mkdir()
-    (out / ".lock").write_text(f"{socket.gethostname()}:{os.getpid()}")  # a live run (this process)
-    with pytest.raises(DatasetError, match="another preprocessing run"):
-        preprocess_dataset(tmp_path, "64x64x9", model_source="tiny")
-    (out / ".lock").write_text(f"{socket.gethostname()}:999999999")  # a dead run's lock is taken over
+    code = textwrap.dedent(f"""
+        import time
+        from ltx_train_lib.locks import folder_lock
+        with folder_lock({str(out)!r}, "preprocessing run"):
+            print("locked", flush=True)
+            time.sleep(120)
+    """)
+    holder = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(DatasetError, match=rf"another preprocessing run \(pid {holder.pid} on .*Wait for it"):
+            preprocess_dataset(tmp_path, "64x64x9", model_source="tiny")
+    finally:
+        holder.send_signal(signal.SIGKILL)  # dies without releasing anything: the OS frees the lock
+        holder.wait()
     assert preprocess_dataset(tmp_path, "64x64x9", model_source="tiny").skipped[0][0] == "x.mp4"
 
 

@@ -48,11 +48,18 @@ class DecodeResult:
 
 
 def find_latent_files(latents_dir: Path) -> list[Path]:
-    """``*.pt`` at any depth, without hidden/temp files (atomic writes name theirs ``.<name>.<random>.tmp``)."""
+    """``*.pt`` at any depth, without hidden/temp files (atomic writes name theirs ``.<name>.<random>.tmp``). In a
+    whole ``.precomputed/`` folder the keyed caches under ``cache/`` are left out: the top level is the current
+    cache (pass a ``cache/<key>`` folder to decode another one)."""
+    from ltx_train_lib.precompute import MANIFEST_NAME, STORE_DIR
+
+    keyed = (latents_dir / MANIFEST_NAME).is_file()
     return sorted(
         p
         for p in latents_dir.rglob("*.pt")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(latents_dir).parts)
+        if p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(latents_dir).parts)
+        and not (keyed and p.relative_to(latents_dir).parts[0] == STORE_DIR)
     )
 
 

@@ -174,8 +174,14 @@ class ModelFamily(ABC):
 
     # ---------------------------------------------------------------- text and latents
     @abstractmethod
-    def encode_prompts(self, tokenizer: Any, text_encoder: Any, prompts: Sequence[str]) -> list[dict[str, torch.Tensor]]:
-        """One condition dict per prompt in the cache schema (``prompt_embeds``, ``prompt_attention_mask``)."""
+    def encode_prompts(
+        self, tokenizer: Any, text_encoder: Any, prompts: Sequence[str], *, encoding: str = "comfyui"
+    ) -> list[dict[str, torch.Tensor]]:
+        """One condition dict per prompt in the cache schema (``prompt_embeds``, ``prompt_attention_mask``).
+
+        ``encoding`` (``PrecomputeConfig.text_encoding``, ``data.text_encoding``): ``comfyui`` gives what ComfyUI's
+        text encoder for the family feeds the model at inference; ``reference`` what the reference trainer cached.
+        A family where the two are one says so in its docs and accepts both."""
 
     @abstractmethod
     def encode_latents(self, vae: Any, pixels: torch.Tensor, generators: Sequence[torch.Generator]) -> list[dict[str, Any]]:

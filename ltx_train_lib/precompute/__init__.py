@@ -1,4 +1,4 @@
-"""Text embeddings and VAE latents into ``.precomputed/``, incrementally and without mispairing.
+"""Text embeddings and VAE latents into ``.precomputed/``, incrementally, without mispairing, one cache per model.
 
 Layout and tensor schema are the reference trainer's (reference/ltx-video-trainer.md §3.2-3.3, §5.4), so a cache
 made here loads in the reference trainer and vice versa::
@@ -10,10 +10,16 @@ made here loads in the reference trainer and vice versa::
                                      encoded at the target's bucket, frames and crop; same schema as latents/
       decoded_videos/<media path>.mp4|.png    (decode_videos=True, to check by eye)
       decoded_reference_videos/<media path>.mp4|.png    (decode_videos=True with reference_column)
-      .manifest.json                 what each cached file was made from (media hash, caption, settings)
+      .manifest.json                 what each cached file was made from (media hash, caption, settings, the text
+                                     encoding of the conditions)
+      cache/<key>/...                every cache made so far, one per model/encoder/text encoding/bucket settings,
+                                     each in the layout above; the top level is a copy (hard links) of the current one
+      .ltx_train.lock                held while a run writes (an OS lock)
 
 ``<media path>`` is the media file's path relative to the caption file's folder with its suffix replaced, as the
-reference names them.
+reference names them. A run works only in its ``cache/<key>/`` and publishes it at the top level once it has
+completed, so a failed run never touches the cache the trainer reads, and switching models and back recomputes
+nothing (:mod:`.store`).
 
 The package, by subject:
 
@@ -21,13 +27,14 @@ The package, by subject:
   table are derived from it);
 - :mod:`.manifest` sample keys, cache names, media signatures, settings keys, the manifest, the output lock;
 - :mod:`.cache`    the files of a cache folder: paths, atomic writes, deletion order, sweeping;
+- :mod:`.store`    the keyed caches under ``cache/``, reuse of another cache's files, publishing the current one;
 - :mod:`.context`  a run's resolved settings and its report (:class:`PreprocessResult`), the checks before a run;
 - :mod:`.plan`     what to compute per caption entry (skip, reuse, recompute), reference pairing (IC-LoRA);
 - :mod:`.frames`   which pixels a sample (and its reference) is encoded from;
 - :mod:`.run`      :func:`preprocess_dataset`: text phase, video phase, decode, finish and sweep;
 - :mod:`.prompts`  the embedded text of a caption (LLM-prefix removal, trigger word);
-- :mod:`.model_io` every model-specific step (loading, T5/VAE encoding, decoding); the rest reaches model code
-  only through it.
+- :mod:`.model_io` every model-specific step (loading, text encoding as ``text_encoding`` says, VAE encoding,
+  decoding); the rest reaches model code only through it.
 
 Importing the package is cheap: torch, transformers and diffusers load inside the functions that use them.
 """
@@ -35,7 +42,7 @@ Importing the package is cheap: torch, transformers and diffusers load inside th
 from __future__ import annotations
 
 from . import model_io
-from .config import FRAME_SELECTIONS, RESHAPE_MODES, PrecomputeConfig
+from .config import FRAME_SELECTIONS, RESHAPE_MODES, TEXT_ENCODINGS, PrecomputeConfig
 from .context import FOLDER_CAPTION_FILES, PreprocessResult, ProgressFn, pick_device, resolve_dataset_file
 from .frames import IMAGE_FPS
 from .manifest import (
@@ -50,7 +57,9 @@ from .manifest import (
     PRECOMPUTED_DIR,
     REFERENCE_LATENTS_DIR,
     Manifest,
+    cache_key,
     cache_name,
+    cache_text_encoding,
     file_sha256,
     media_signature,
     sample_key,
@@ -75,6 +84,7 @@ from .prompts import (
     clean_llm_prefix,
 )
 from .run import preprocess_dataset, run_precompute
+from .store import STORE_DIR, publish
 
 # The former module's private name, still imported by ltx_train_lib.cli.decode_latents.
 _pick_device = pick_device
@@ -97,6 +107,8 @@ __all__ = [
     "PRECOMPUTED_DIR",
     "REFERENCE_LATENTS_DIR",
     "RESHAPE_MODES",
+    "STORE_DIR",
+    "TEXT_ENCODINGS",
     "Manifest",
     "PrecomputeConfig",
     "PreprocessResult",
@@ -107,7 +119,9 @@ __all__ = [
     "_pick_device",
     "_release_memory",
     "build_prompt",
+    "cache_key",
     "cache_name",
+    "cache_text_encoding",
     "clean_llm_prefix",
     "decode_latents",
     "decode_latents_file",
@@ -119,6 +133,7 @@ __all__ = [
     "model_io",
     "pick_device",
     "preprocess_dataset",
+    "publish",
     "resolve_dataset_file",
     "run_precompute",
     "sample_key",

@@ -1,4 +1,6 @@
-"""The files of one ``.precomputed/`` folder: where each sample's files go, how they are written and deleted.
+"""The files of one cache folder (``.precomputed/cache/<key>/``, in the reference's layout; the top level of
+``.precomputed/`` is a published copy of one, see :mod:`.store`): where each sample's files go, how they are written
+and deleted.
 
 Invariants kept at every instant, so a crash or a Cancel never leaves a cache the trainer would misread:
 - every ``.pt`` is written atomically (temp file + rename);
@@ -32,7 +34,7 @@ DECODED_SUFFIXES = (".mp4", ".png")
 
 @dataclass(frozen=True)
 class CacheDir:
-    """A ``.precomputed/`` folder. Sample keys are media paths relative to the caption file's folder."""
+    """A cache folder in the reference's layout. Sample keys are media paths relative to the caption file's folder."""
 
     root: Path
 

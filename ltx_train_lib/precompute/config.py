@@ -20,13 +20,14 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from ltx_train_lib.buckets import Bucket, parse_buckets
-from ltx_train_lib.config import ModelConfig
+from ltx_train_lib.config import DEFAULT_TEXT_ENCODING, ModelConfig, TextEncoding
 from ltx_train_lib.errors import ConfigError
 
 ReshapeMode = Literal["center", "random"]
 FrameSelection = Literal["first", "center", "random"]
 RESHAPE_MODES: tuple[str, ...] = get_args(ReshapeMode)
 FRAME_SELECTIONS: tuple[str, ...] = get_args(FrameSelection)
+TEXT_ENCODINGS: tuple[str, ...] = get_args(TextEncoding)
 # Preprocess with the model you train with: the two defaults are one value.
 DEFAULT_MODEL_SOURCE: str = ModelConfig.model_fields["model_source"].default
 AUTO_DEVICE = "auto"
@@ -92,6 +93,13 @@ class PrecomputeConfig(BaseModel):
     )
     remove_llm_prefixes: bool = Field(
         False, description="Remove one leading phrase such as 'The video shows' or 'In this video,' from each caption."
+    )
+    text_encoding: TextEncoding = Field(
+        DEFAULT_TEXT_ENCODING,
+        description="How captions are run through T5: 'comfyui' with the attention mask over the caption's tokens, as "
+        "ComfyUI's LTXV text encoder (and Lightricks' pipeline, diffusers' LTXConditionPipeline) feed the model; "
+        "'reference' without it, as the reference trainer did. Switching recomputes only the caption embeddings. "
+        "Train with the same value (data.text_encoding).",
     )
     reshape_mode: ReshapeMode = Field(
         "center", description="Where to crop after the aspect-preserving resize to the bucket: center or random."
@@ -288,6 +296,7 @@ __all__ = [
     "DEFAULT_MODEL_SOURCE",
     "FRAME_SELECTIONS",
     "RESHAPE_MODES",
+    "TEXT_ENCODINGS",
     "PrecomputeConfig",
     "cli_flags",
     "cli_names",

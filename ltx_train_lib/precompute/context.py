@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,10 +22,12 @@ from ltx_train_lib.errors import ConfigError, DatasetError
 from . import model_io
 from .cache import CacheDir
 from .config import PrecomputeConfig
-from .manifest import PRECOMPUTED_DIR, condition_key, latent_key
+from .manifest import PRECOMPUTED_DIR, cache_key, condition_key, latent_key
 
 if TYPE_CHECKING:
     from ltx_train_lib.captions_io import CaptionsReadResult
+
+    from .store import Sibling
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +41,10 @@ FOLDER_CAPTION_FILES = ("captions.json", "dataset.json")
 class PreprocessResult:
     """What a run did. Sample names are media paths relative to the caption file's folder."""
 
-    output_dir: Path
+    output_dir: Path  # the output folder: its top level is the current cache (see .store)
+    cache_dir: Path | None = None  # the run's own cache, output_dir/cache/<key>
     processed: list[str] = field(default_factory=list)  # latents and/or condition (re)computed
-    reused: list[str] = field(default_factory=list)  # both taken from the cache as they were
+    reused: list[str] = field(default_factory=list)  # both taken from a cache as they were
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (media path or caption file, reason)
     removed: list[str] = field(default_factory=list)  # cache entries deleted: their media left the dataset
     latents_computed: list[str] = field(default_factory=list)
@@ -83,7 +87,7 @@ class RunContext:
     config: PrecomputeConfig
     buckets: list[Bucket]
     base_dir: Path  # the caption file's folder: media paths (and so sample keys) are relative to it
-    cache: CacheDir
+    view: Path  # the output folder; its top level is the current cache, published when the run completes
     vae_id: str  # identities of the components, for the cache keys (see model_io._model_ids)
     text_id: str
     overrides: dict[str, str]  # component paths replacing the model source's (absolute)
@@ -93,6 +97,7 @@ class RunContext:
     done: int = 0
     total: int = 0
     models_loaded: bool = False
+    siblings: list[Sibling] = field(default_factory=list)  # the output folder's other caches (files to reuse)
 
     def tick(self, message: str, n: int = 1) -> None:
         self.done += n
@@ -108,8 +113,20 @@ class RunContext:
         """The model family of ``config.model_source`` (it answers every model question of the run)."""
         return model_io.family_of(self.config.model_source)
 
+    @cached_property
+    def cache_key(self) -> str:
+        """The name of this run's cache folder, ``<output folder>/cache/<key>`` (see :func:`.manifest.cache_key`)."""
+        return cache_key(self._key_settings())
+
+    @cached_property
+    def cache(self) -> CacheDir:
+        """The cache this run reads and writes; the top level of the output folder only when it completes."""
+        from .store import store_root
+
+        return CacheDir(store_root(self.view) / self.cache_key)
+
     def condition_key(self, prompt: str) -> str:
-        return condition_key(prompt, self.text_id)
+        return condition_key(prompt, self.text_id, self.config.text_encoding)
 
     def latent_key(self, bucket: Bucket) -> str:
         c = self.config
@@ -122,20 +139,30 @@ class RunContext:
             vae_tiling=c.vae_tiling,
         )
 
-    def manifest_settings(self) -> dict[str, Any]:
-        """The run's settings as the manifest records them (for people and other tools; the keys decide reuse)."""
+    def _key_settings(self) -> dict[str, Any]:
         c = self.config
         return {
+            "family": self.family.name,
             "buckets": [str(b) for b in self.buckets],
-            "model_source": c.model_source,
             "vae": self.vae_id,
             "text_encoder": self.text_id,
-            "id_token": c.id_token,
-            "remove_llm_prefixes": c.remove_llm_prefixes,
+            "text_encoding": c.text_encoding,
             "reshape_mode": c.reshape_mode,
             "frame_selection": c.frame_selection,
             "seed": c.seed,
             "vae_tiling": c.vae_tiling,
+        }
+
+    def manifest_settings(self) -> dict[str, Any]:
+        """The run's settings as the manifest records them: the cache's key and what made it (for the trainer's
+        check of the text encoding, for people and other tools; the per-sample keys decide reuse)."""
+        c = self.config
+        return {
+            **self._key_settings(),
+            "cache_key": self.cache_key,
+            "model_source": c.model_source,
+            "id_token": c.id_token,
+            "remove_llm_prefixes": c.remove_llm_prefixes,
             "reference_column": c.reference_column,
         }
 
@@ -201,7 +228,7 @@ def prepare(config: PrecomputeConfig, progress: ProgressFn | None) -> tuple[RunC
         config=c,
         buckets=c.buckets,
         base_dir=base_dir,
-        cache=CacheDir(out),
+        view=out,
         vae_id=vae_id,
         text_id=text_id,
         overrides=overrides,
@@ -209,6 +236,7 @@ def prepare(config: PrecomputeConfig, progress: ProgressFn | None) -> tuple[RunC
         result=PreprocessResult(output_dir=out),
         progress=progress,
     )
+    ctx.result.cache_dir = ctx.cache.root
     return ctx, read
 
 

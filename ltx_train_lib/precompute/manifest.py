@@ -1,9 +1,14 @@
-"""What each cached file was made from: sample keys, cache names, media signatures, settings keys, the manifest,
-and the lock that keeps two runs off one cache folder.
+"""What each cached file was made from: sample keys, cache names, media signatures, settings keys, the key of a
+whole cache (:func:`cache_key`, which names its folder under ``.precomputed/cache/``), the manifest, and the lock
+that keeps two runs off one cache folder.
 
 The folder names and the ``<media path>.pt`` naming are the reference trainer's (reference/ltx-video-trainer.md
 §3.2-3.3), so a cache made here loads in the reference trainer and vice versa. The keys hash exactly what a cached
-file depends on; changing what goes into one invalidates every cache made before, so the inputs stay as they are.
+file depends on; changing what goes into one invalidates every cache made before, so the inputs stay as they are
+(a condition made with the ``reference`` text encoding keeps the key it had before text encodings existed).
+
+A manifest records the cache's ``text_encoding``; :func:`cache_text_encoding` reads it for the trainer. Manifests
+written before the setting existed have none: those conditions were made without the mask, i.e. ``reference``.
 """
 
 from __future__ import annotations
@@ -12,13 +17,12 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ltx_train_lib import locks
 from ltx_train_lib.buckets import Bucket
 from ltx_train_lib.errors import DatasetError
 from ltx_train_lib.fileio import write_text_atomic
@@ -34,7 +38,9 @@ REFERENCE_LATENTS_DIR = "reference_latents"  # the reference trainer's folder na
 DECODED_DIR = "decoded_videos"
 DECODED_REFERENCE_DIR = "decoded_reference_videos"
 MANIFEST_NAME = ".manifest.json"
-LOCK_NAME = ".lock"
+LOCK_NAME = locks.LOCK_NAME  # in the output folder; an OS lock, freed when its process ends (see ltx_train_lib.locks)
+# What conditions made before the text encoding was a setting are (the reference's unmasked T5).
+LEGACY_TEXT_ENCODING = "reference"
 # Bump when what a cached file means changes (it invalidates every entry of older manifests).
 MANIFEST_VERSION = 1
 MANIFEST_SAVE_INTERVAL_S = 5.0
@@ -91,9 +97,14 @@ def settings_key(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def condition_key(prompt: str, text_id: str) -> str:
-    """What a condition file depends on: the embedded prompt and the text encoder (and its token count)."""
-    return settings_key({"prompt": prompt, "text_encoder": text_id, "max_tokens": model_io.TEXT_MAX_TOKENS})
+def condition_key(prompt: str, text_id: str, text_encoding: str = LEGACY_TEXT_ENCODING) -> str:
+    """What a condition file depends on: the embedded prompt, the text encoder (and its token count) and the text
+    encoding. The ``reference`` encoding adds nothing to the key, so conditions made before the setting existed
+    (all of them unmasked) stay valid as ``reference`` ones."""
+    inputs: dict[str, Any] = {"prompt": prompt, "text_encoder": text_id, "max_tokens": model_io.TEXT_MAX_TOKENS}
+    if text_encoding != LEGACY_TEXT_ENCODING:
+        inputs["text_encoding"] = text_encoding
+    return settings_key(inputs)
 
 
 def latent_key(
@@ -113,20 +124,43 @@ def latent_key(
     )
 
 
+# What names a whole cache: the settings of the run that the files of every sample depend on. The prompt settings
+# (trigger word, prefix removal) and the reference column are not among them: they change single samples' files.
+CACHE_KEY_SETTINGS = ("family", "vae", "text_encoder", "text_encoding", "buckets", "reshape_mode", "frame_selection",
+                      "seed", "vae_tiling")
+
+
+def cache_key(settings: dict[str, Any]) -> str:
+    """The folder name of a cache under ``.precomputed/cache/``: ``<family>-<text encoding>-<hash>`` of the model
+    family, the VAE and text-encoder identities, the text encoding, the buckets and the pixel settings.
+
+    ``settings`` is a manifest's ``settings`` (:meth:`RunContext.manifest_settings`); the ones of a manifest
+    written before families and text encodings were recorded give their defaults (``ltxv``, ``reference``)."""
+    values = {name: settings.get(name) for name in CACHE_KEY_SETTINGS}
+    values["family"] = values["family"] or model_io.DEFAULT_FAMILY
+    values["text_encoding"] = values["text_encoding"] or LEGACY_TEXT_ENCODING
+    values["buckets"] = sorted(values["buckets"] or [])
+    return f"{values['family']}-{values['text_encoding']}-{settings_key(values)[:12]}"
+
+
 # --------------------------------------------------------------------------------------------------------- manifest
 
 
 class Manifest:
-    """``.manifest.json``: per sample, what its cached files were made from. Written atomically."""
+    """``.manifest.json``: the settings of the cache (its key, its text encoding) and, per sample, what its cached
+    files were made from. Written atomically."""
 
-    def __init__(self, path: Path, samples: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, path: Path, samples: dict[str, dict[str, Any]] | None = None, settings: dict[str, Any] | None = None
+    ) -> None:
         self.path = path
         self.samples: dict[str, dict[str, Any]] = samples or {}
-        self.settings: dict[str, Any] = {}
+        self.settings: dict[str, Any] = settings or {}
+        self.found = False  # read from a file of this version (not started afresh)
         self._saved_at = 0.0
 
     @classmethod
-    def load(cls, path: Path) -> Manifest:
+    def load(cls, path: Path, *, quiet: bool = False) -> Manifest:
         if not path.is_file():
             return cls(path)
         try:
@@ -135,15 +169,28 @@ class Manifest:
                 raise ValueError(f"version {data.get('version')!r}")
         except (OSError, ValueError, AttributeError) as exc:
             # Unreadable or from another version: start afresh (everything is recomputed, nothing is trusted).
-            logger.warning("%s: ignoring the cache manifest (%s); every sample will be recomputed", path, exc)
+            if not quiet:
+                logger.warning("%s: ignoring the cache manifest (%s); every sample will be recomputed", path, exc)
             return cls(path)
-        return cls(path, data["samples"])
+        settings = data.get("settings") if isinstance(data.get("settings"), dict) else {}
+        manifest = cls(path, data["samples"], settings)
+        manifest.found = True
+        return manifest
+
+    @property
+    def text_encoding(self) -> str:
+        return str(self.settings.get("text_encoding") or LEGACY_TEXT_ENCODING)
+
+    @property
+    def cache_key(self) -> str:
+        return str(self.settings.get("cache_key") or cache_key(self.settings))
 
     def save(self) -> None:
         data = {
             "version": MANIFEST_VERSION,
             "tool": "ltx_train_lib",
             "settings": self.settings,
+            "text_encoding": self.text_encoding,  # also at the top, for readers that look for nothing else
             "samples": self.samples,
         }
         write_text_atomic(self.path, json.dumps(data, indent=1, sort_keys=True) + "\n")
@@ -160,39 +207,28 @@ class Manifest:
 
 @contextlib.contextmanager
 def output_lock(output_dir: Path) -> Iterator[None]:
-    """One run per cache folder: two runs would delete each other's files as stale."""
-    lock = output_dir / LOCK_NAME
-    me = f"{socket.gethostname()}:{os.getpid()}"
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            owner = lock.read_text(errors="replace").strip() if lock.is_file() else ""
-            host, _, pid = owner.partition(":")
-            if host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid)):
-                lock.unlink(missing_ok=True)  # left by a run that was killed
-                continue
-            raise DatasetError(
-                f"{output_dir}: another preprocessing run ({owner or 'unknown'}) is writing this cache. Wait for it "
-                f"to finish; if no run is active, delete {lock}."
-            ) from None
-        with os.fdopen(fd, "w") as fh:
-            fh.write(me)
-        break
+    """One run per output folder (its caches under ``cache/`` included): two runs would delete each other's files
+    as stale. The lock is the operating system's (:func:`ltx_train_lib.locks.folder_lock`): it ends with its
+    process however that ends, so a killed run leaves nothing to clean up."""
     try:
-        yield
-    finally:
-        lock.unlink(missing_ok=True)
+        with locks.folder_lock(output_dir, "preprocessing run"):
+            yield
+    except locks.FolderBusy as busy:
+        raise DatasetError(
+            f"{output_dir}: another {locks.describe_owner(busy.owner)} is writing this cache. Wait for it to finish "
+            "or stop it (the lock ends with that process), or give another output folder."
+        ) from None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+# ------------------------------------------------------------------------------------------------------ for readers
+
+
+def cache_text_encoding(root: Path) -> str | None:
+    """The text encoding of the conditions in the cache folder ``root`` (a ``.precomputed`` folder, or one of its
+    ``cache/<key>`` folders), from its manifest; None when it has no manifest of ours (a cache made by the reference
+    trainer, whose conditions are unmasked, or one whose manifest cannot be read)."""
+    manifest = Manifest.load(root / MANIFEST_NAME, quiet=True)
+    return manifest.text_encoding if manifest.found else None
 
 
 __all__ = [
@@ -201,12 +237,15 @@ __all__ = [
     "DECODED_REFERENCE_DIR",
     "LATENTS_DIR",
     "LOCK_NAME",
+    "LEGACY_TEXT_ENCODING",
     "MANIFEST_NAME",
     "MANIFEST_VERSION",
     "PRECOMPUTED_DIR",
     "REFERENCE_LATENTS_DIR",
     "Manifest",
+    "cache_key",
     "cache_name",
+    "cache_text_encoding",
     "condition_key",
     "file_sha256",
     "latent_key",

@@ -38,9 +38,13 @@ def _default(family: ModelFamily | None) -> ModelFamily:
     return family or get_family(DEFAULT_FAMILY)
 
 
-def encode_prompts(tokenizer, text_encoder, prompts: Sequence[str], family: ModelFamily | None = None) -> list[dict[str, torch.Tensor]]:
-    """One condition dict per prompt, in the family's cache schema."""
-    return _default(family).encode_prompts(tokenizer, text_encoder, prompts)
+def encode_prompts(
+    tokenizer, text_encoder, prompts: Sequence[str], family: ModelFamily | None = None, *, encoding: str = "comfyui"
+) -> list[dict[str, torch.Tensor]]:
+    """One condition dict per prompt, in the family's cache schema, in the text ``encoding`` the run asks for
+    (``PrecomputeConfig.text_encoding``: ``comfyui`` as ComfyUI feeds the model, ``reference`` as the reference
+    trainer cached; see ``ModelFamily.encode_prompts``)."""
+    return _default(family).encode_prompts(tokenizer, text_encoder, prompts, encoding=encoding)
 
 
 def encode_latents(vae, pixels: torch.Tensor, generators: Sequence[torch.Generator], family: ModelFamily | None = None) -> list[dict[str, Any]]:

@@ -3,8 +3,10 @@ condition and/or its latents; with a reference column (IC-LoRA), pair it with it
 
 Every sample is keyed by its media path relative to the caption file's folder, from the caption file to its cache
 files: no parallel lists, so dropping a bad clip can never shift captions onto other clips' latents (the
-reference's issue #59). Planning writes nothing but deletions: latents that no longer match their inputs go now,
-so no crash can leave them looking current next to a new condition (see :mod:`.cache`).
+reference's issue #59). Planning works in the run's own cache (``cache/<key>``, see :mod:`.store`): latents that
+no longer match their inputs go now, so no crash can leave them looking current next to a new condition (see
+:mod:`.cache`), and files another cache of the output folder already made from the same inputs are taken from it
+(hard links or copies) instead of being recomputed.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from .manifest import (
     sample_seed,
 )
 from .prompts import build_prompt
+from .store import reuse_condition, reuse_latents
 
 if TYPE_CHECKING:
     from ltx_train_lib.captions_io import CaptionEntry, CaptionsReadResult
@@ -182,12 +185,13 @@ def _probe(media: Path, previous: dict[str, Any]) -> tuple[dict[str, Any], bool,
 
 
 def _decide(s: Sample, previous: dict[str, Any], same_pixels: bool, ctx: RunContext) -> None:
-    """Reuse or recompute the condition and the latents; ``same_pixels``: the media (and reference) bytes match."""
+    """Reuse (from this cache or another one) or recompute the condition and the latents; ``same_pixels``: the
+    media (and reference) bytes match this cache's record."""
     key, cache = s.key, ctx.cache
     cond = previous.get("condition") or {}
     if cond.get("key") == ctx.condition_key(s.prompt) and cache.path(CONDITIONS_DIR, key).is_file():
         s.entry["condition"] = cond
-    else:
+    elif not reuse_condition(s, ctx):
         s.need_condition = True
     lat = previous.get("latent") or {}
     if same_pixels and lat.get("key") == ctx.latent_key(s.bucket) and cache.path(LATENTS_DIR, key).is_file():
@@ -195,12 +199,12 @@ def _decide(s: Sample, previous: dict[str, Any], same_pixels: bool, ctx: RunCont
         if s.reference is not None:
             s.entry["reference"]["latent"] = previous["reference"]["latent"]
     else:
-        # A target and its reference are encoded together (the reference takes the target's frames and crop), so
-        # a change to either recomputes both.
-        s.need_latent = True
         # The old latents describe other pixels or settings: remove them now, so no crash can leave them looking
         # current next to a new condition.
         cache.drop_latent(key)
+        # A target and its reference are encoded together (the reference takes the target's frames and crop), so
+        # a change to either recomputes both, unless another cache has both.
+        s.need_latent = not reuse_latents(s, ctx)
     s.need_decode = ctx.config.decode_videos and (
         s.need_latent
         or not cache.decoded_path(key, s.bucket.frames).is_file()

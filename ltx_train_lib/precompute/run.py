@@ -1,6 +1,12 @@
 """Running a preprocessing run: plan (:mod:`.plan`), then the text phase (T5 over the captions that changed), the
-video phase (VAE over the clips that changed, optional decode), then the finish: record what is complete and sweep
-every file that belongs to no current sample.
+video phase (VAE over the clips that changed, optional decode), then the finish: record what is complete, sweep
+every file that belongs to no current sample, and publish the run's cache as the current one.
+
+A run works in its own cache folder, ``<output folder>/cache/<key>`` (see :mod:`.store`): the top level of the
+output folder, which the trainers read, changes only once the run has completed, so a failed run (a model that
+cannot load, a full disk, a Cancel) leaves the previous cache as it was. Before anything is written the output
+folder is checked (``check_writable_dir``) and locked; an OS error while writing becomes one ``OutputError``
+naming the folder, the problem and the fix.
 
 Order of writes, so a crash or a Cancel never leaves a cache the trainer would misread (see :mod:`.cache`): every
 condition is written before any latents (the text phase runs first), reference latents before their target's
@@ -22,8 +28,9 @@ from typing import TYPE_CHECKING
 
 from ltx_train_lib.buckets import Bucket
 from ltx_train_lib.errors import ConfigError, DatasetError
+from ltx_train_lib.fileio import check_writable_dir, translate_write_errors
 
-from . import model_io
+from . import model_io, store
 from .cache import save_tensor
 from .config import PrecomputeConfig, config_defaults
 from .context import PreprocessResult, ProgressFn, RunContext, prepare
@@ -61,6 +68,7 @@ def preprocess_dataset(
     model_source: str = _D["model_source"],
     id_token: str | None = _D["id_token"],
     remove_llm_prefixes: bool = _D["remove_llm_prefixes"],
+    text_encoding: str = _D["text_encoding"],
     decode_videos: bool = _D["decode_videos"],
     vae_tiling: bool = _D["vae_tiling"],
     reshape_mode: str = _D["reshape_mode"],
@@ -83,9 +91,12 @@ def preprocess_dataset(
     ``PrecomputeConfig`` as the only argument besides ``progress``.
 
     Only samples whose inputs changed are recomputed: the condition when the prompt (caption, trigger word, prefix
-    removal) or the text encoder changed; the latents when the media bytes, the assigned bucket, the VAE or the
-    crop/frame settings changed. Bad inputs are skipped and listed in ``result.skipped``; only a problem with the
-    whole run (no caption file, bad buckets, a model that cannot load) raises an ``LtxTrainError``.
+    removal), the text encoder or the text encoding changed; the latents when the media bytes, the assigned bucket,
+    the VAE or the crop/frame settings changed. Caches of other settings are kept side by side (see
+    :mod:`.store`): switching back to settings used before recomputes nothing. Bad inputs are skipped and listed
+    in ``result.skipped``; only a problem with the whole run (no caption file, bad buckets, a model that cannot
+    load, an output folder that cannot be written) raises an ``LtxTrainError``, and then the current cache is left
+    as it was.
 
     ``reference_column`` (IC-LoRA): each entry's reference video, from that column, is encoded at its target's
     bucket, frames and crop into ``reference_latents/``; an entry without a usable reference is skipped. The
@@ -98,6 +109,7 @@ def preprocess_dataset(
         "model_source": model_source,
         "id_token": id_token,
         "remove_llm_prefixes": remove_llm_prefixes,
+        "text_encoding": text_encoding,
         "decode_videos": decode_videos,
         "vae_tiling": vae_tiling,
         "reshape_mode": reshape_mode,
@@ -130,11 +142,17 @@ def preprocess_dataset(
     return run_precompute(config, progress)
 
 
+_KEPT_HINT = "The cache made before is kept as it was; run again once this is fixed (finished files are reused)."
+
+
 def run_precompute(config: PrecomputeConfig, progress: ProgressFn | None = None) -> PreprocessResult:
     """:func:`preprocess_dataset` for a validated config."""
     ctx, read = prepare(config, progress)
-    ctx.cache.root.mkdir(parents=True, exist_ok=True)
-    with output_lock(ctx.cache.root):
+    check_writable_dir(ctx.view, "output folder", hint=_KEPT_HINT)
+    with translate_write_errors(ctx.view, "output folder", _KEPT_HINT), output_lock(ctx.view):
+        store.clean_leftovers(ctx.view)
+        store.adopt_view(ctx.view)
+        ctx.cache.root.mkdir(parents=True, exist_ok=True)
         execute(ctx, read)
     # Each skip was logged as it happened; callers print result.summary() (the CLI does).
     logger.debug("%s", ctx.result.summary())
@@ -146,6 +164,7 @@ def execute(ctx: RunContext, read: CaptionsReadResult) -> None:
     manifest = Manifest.load(ctx.cache.root / MANIFEST_NAME)
     manifest.settings = ctx.manifest_settings()
     ctx.cache.sweep_temp_files()
+    ctx.siblings = store.load_siblings(ctx.view, ctx.cache.root)
     samples = plan_samples(read, manifest, ctx)
     completed = False
     try:
@@ -178,7 +197,9 @@ def text_phase(samples: list[Sample], manifest: Manifest, ctx: RunContext) -> No
         logger.info("encoding %d caption(s) with the text encoder", len(todo))
         for start in range(0, len(todo), c.batch_size):
             chunk = todo[start : start + c.batch_size]
-            conditions = model_io.encode_prompts(tokenizer, text_encoder, [s.prompt for s in chunk], family=ctx.family)
+            conditions = model_io.encode_prompts(
+                tokenizer, text_encoder, [s.prompt for s in chunk], family=ctx.family, encoding=c.text_encoding
+            )
             for s, cond in zip(chunk, conditions, strict=True):
                 save_tensor(cond, ctx.cache.path(CONDITIONS_DIR, s.key))
                 s.entry["condition"] = {"key": ctx.condition_key(s.prompt)}
@@ -320,7 +341,8 @@ def fail(s: Sample, reason: str, ctx: RunContext) -> None:
 
 
 def finish(samples: list[Sample], manifest: Manifest, ctx: RunContext) -> None:
-    """Record the completed samples and delete every cached file that does not belong to one."""
+    """Record the completed samples, delete every cached file that does not belong to one, and publish the cache as
+    the output folder's current one (:func:`.store.publish`)."""
     cache = ctx.cache
     with_reference = bool(ctx.config.reference_column)
     complete = [
@@ -341,6 +363,7 @@ def finish(samples: list[Sample], manifest: Manifest, ctx: RunContext) -> None:
     cache.sweep(CONDITIONS_DIR, lambda rel: rel in names, (".pt",))
     cache.sweep(DECODED_DIR, lambda rel: rel in decoded, (".mp4", ".png"))
     cache.sweep(DECODED_REFERENCE_DIR, lambda rel: rel in ref_decoded, (".mp4", ".png"))
+    store.publish(cache, ctx.view)
     for s in complete:
         ctx.result.buckets[s.key] = s.entry["latent"]["bucket"]
         if s.need_latent or s.need_condition:

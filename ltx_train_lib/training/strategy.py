@@ -24,7 +24,7 @@ from ltx_train_lib.models.registry import DEFAULT_FAMILY, get_family
 from ltx_train_lib.training.sigmas import sample_sigmas
 
 if TYPE_CHECKING:
-    from ltx_train_lib.config import ConditioningConfig, FlowMatchingConfig
+    from ltx_train_lib.config import ConditioningConfig, DataConfig, FlowMatchingConfig
     from ltx_train_lib.data import PrecomputedDataset
     from ltx_train_lib.models.family import ModelFamily
 
@@ -214,14 +214,22 @@ class TrainingStrategy(ABC):
     mode: ClassVar[str]
     uses_reference_videos: ClassVar[bool] = False  # validation samples show reference | generated
 
-    def __init__(self, conditioning: ConditioningConfig, flow_matching: FlowMatchingConfig, family: ModelFamily) -> None:
+    def __init__(self, conditioning: ConditioningConfig, flow_matching: FlowMatchingConfig, family: ModelFamily,
+                 data: DataConfig | None = None) -> None:
         self.conditioning = conditioning
         self.flow_matching = flow_matching
         self.family = family
+        self.data = data
+
+    @property
+    def text_encoding(self) -> str | None:
+        """The text encoding the cached conditions must have (``data.text_encoding``; None when no data section was
+        given: then any is accepted)."""
+        return self.data.text_encoding if self.data is not None else None
 
     @abstractmethod
     def dataset(self, data_root: str) -> PrecomputedDataset:
-        """The dataset this strategy trains on, checked before any model is loaded."""
+        """The dataset this strategy trains on, checked before any model is loaded (its text encoding included)."""
 
     @abstractmethod
     def loss(self, model: torch.nn.Module, batch: dict, generator: torch.Generator, *, device: torch.device,
@@ -242,7 +250,7 @@ class StandardStrategy(TrainingStrategy):
     def dataset(self, data_root: str) -> PrecomputedDataset:
         from ltx_train_lib.data import PrecomputedDataset
 
-        return PrecomputedDataset(data_root)
+        return PrecomputedDataset(data_root, text_encoding=self.text_encoding)
 
     def loss(self, model, batch, generator, *, device, model_dtype) -> LossOutput:
         return flow_matching_loss(model, batch, generator, device=device, model_dtype=model_dtype, family=self.family,
@@ -257,7 +265,9 @@ class ReferenceVideoStrategy(TrainingStrategy):
         from ltx_train_lib.data import PrecomputedDataset
 
         # IC-LoRA: every sample needs its reference latents, checked before any model loads.
-        dataset = PrecomputedDataset(data_root, reference_latents_dir=self.conditioning.reference_latents_dir)
+        dataset = PrecomputedDataset(
+            data_root, reference_latents_dir=self.conditioning.reference_latents_dir, text_encoding=self.text_encoding
+        )
         check_reference_latents(dataset, self.conditioning.reference_latents_dir)
         return dataset
 
@@ -269,5 +279,8 @@ class ReferenceVideoStrategy(TrainingStrategy):
 STRATEGIES: dict[str, type[TrainingStrategy]] = {s.mode: s for s in (StandardStrategy, ReferenceVideoStrategy)}
 
 
-def build_strategy(conditioning: ConditioningConfig, flow_matching: FlowMatchingConfig, family: ModelFamily) -> TrainingStrategy:
-    return STRATEGIES[conditioning.mode](conditioning, flow_matching, family)
+def build_strategy(conditioning: ConditioningConfig, flow_matching: FlowMatchingConfig, family: ModelFamily,
+                   data: DataConfig | None = None) -> TrainingStrategy:
+    """The strategy of ``conditioning.mode``; with ``data`` (the config's data section), its dataset also refuses a
+    cache whose conditions were made with another text encoding than ``data.text_encoding``."""
+    return STRATEGIES[conditioning.mode](conditioning, flow_matching, family, data)

@@ -117,10 +117,10 @@ class LtxvFamily(ModelFamily):
         return vae_id, text_id + (":8bit" if load_text_encoder_in_8bit else "")
 
     # ---------------------------------------------------------------- text and latents
-    def encode_prompts(self, tokenizer, text_encoder, prompts: Sequence[str]):
+    def encode_prompts(self, tokenizer, text_encoder, prompts: Sequence[str], *, encoding: str = "comfyui"):
         from ltx_train_lib.models.ltxv.text import encode_prompts
 
-        return encode_prompts(tokenizer, text_encoder, prompts)
+        return encode_prompts(tokenizer, text_encoder, prompts, encoding=encoding)
 
     def encode_latents(self, vae, pixels, generators):
         from ltx_train_lib.models.ltxv.latents import encode_latents
