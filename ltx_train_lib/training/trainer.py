@@ -69,7 +69,7 @@ class Trainer:
         self._events = events
         self.stop = StopFlag()
         self.family = family_for_source(cfg.model.model_source)
-        self.strategy = build_strategy(cfg.conditioning, cfg.flow_matching, self.family)
+        self.strategy = build_strategy(cfg.conditioning, cfg.flow_matching, self.family, data=cfg.data)
 
     # ------------------------------------------------------------------ setup
     def _emit(self, event: str, **fields: Any) -> None:
