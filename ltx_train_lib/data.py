@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,11 +77,18 @@ def _legacy_condition_name(rel: Path) -> Path:
     return rel
 
 
+def _latents_fps(header: dict[str, Any]) -> float:
+    """The frame rate a latents file was encoded at (the reference's schema: ``fps``; absent -> 24; <= 0 -> 1)."""
+    fps = float(header.get("fps", 24.0))
+    return fps if fps > 0 else 1.0
+
+
 @dataclass(frozen=True)
 class Sample:
     latents_path: Path
     conditions_path: Path
-    shape: tuple[int, int, int]  # latent (F', H', W'): the bucket key
+    shape: tuple[int, int, int]  # latent (F', H', W'): the resolution bucket
+    fps: float = 24.0  # with the shape, the batch key: one RoPE time scale per batch
 
 
 class PrecomputedDataset:
@@ -115,7 +122,7 @@ class PrecomputedDataset:
                 shape = (int(header["num_frames"]), int(header["height"]), int(header["width"]))
             except (KeyError, TypeError) as exc:
                 raise DatasetError(f"'{lat}': not a latents file of the expected schema (missing {exc}); re-run preprocessing") from None
-            samples.append(Sample(lat, cond, shape))
+            samples.append(Sample(lat, cond, shape, _latents_fps(header)))
         if missing:
             shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
             raise DatasetError(
@@ -138,7 +145,7 @@ class PrecomputedDataset:
             "num_frames": int(lat["num_frames"]),
             "height": int(lat["height"]),
             "width": int(lat["width"]),
-            "fps": float(lat.get("fps", 24.0)) if float(lat.get("fps", 24.0)) > 0 else 1.0,
+            "fps": _latents_fps(lat),
             "prompt_embeds": cond["prompt_embeds"],
             "prompt_attention_mask": cond["prompt_attention_mask"].bool(),
             "index": index,
@@ -156,11 +163,32 @@ class PrecomputedDataset:
             groups[s.shape].append(i)
         return dict(groups)
 
+    def batch_groups(self) -> dict[tuple[tuple[int, int, int], float], list[int]]:
+        """Sample indices by (latent shape, fps): what one batch may hold. The transformer gets one RoPE grid per
+        batch, and its time axis is scaled by the fps, so clips of one shape at two frame rates never share one."""
+        groups: dict[tuple[tuple[int, int, int], float], list[int]] = defaultdict(list)
+        for i, s in enumerate(self.samples):
+            groups[(s.shape, s.fps)].append(i)
+        return dict(groups)
+
+    def fps_counts(self) -> dict[float, int]:
+        """How many video samples (more than one latent frame) were encoded at each frame rate, most common first
+        (ties: lower fps first). Images and single-latent-frame clips do not count: their position has no time."""
+        counts = Counter(s.fps for s in self.samples if s.shape[0] > 1)
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     import torch
 
     first = items[0]
+    rates = {it["fps"] for it in items}
+    if len(rates) > 1:
+        raise DatasetError(
+            f"samples {[it['index'] for it in items]} were batched together at different frame rates "
+            f"({', '.join(f'{r:g}' for r in sorted(rates))} fps) but a batch has one RoPE time scale; batch with "
+            "BucketBatchPlan (it groups by shape and fps) or use batch_size 1"
+        )
     batch = {
         "latents": torch.stack([it["latents"] for it in items]),
         "prompt_embeds": torch.stack([it["prompt_embeds"] for it in items]),
@@ -179,13 +207,16 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
 class BucketBatchPlan:
     """Deterministic, resumable batch order.
 
-    Each epoch shuffles every bucket with ``Random(seed, epoch)``, cuts it into full batches (within one bucket:
-    all latents of a batch share a shape), shuffles the batches and deals them to ranks round-robin. The position
-    is (epoch, index into this rank's batches), so a resumed run continues with exactly the next batch.
+    Each epoch shuffles every group with ``Random(seed, epoch)``, cuts it into full batches, shuffles the batches
+    and deals them to ranks round-robin. A group is one resolution bucket at one frame rate
+    (``PrecomputedDataset.batch_groups``): all latents of a batch share a shape and an fps, so its RoPE grid is
+    every sample's own. (A dataset with one fps per shape gets the same groups, in the same order, as when groups
+    were shapes alone.) The position is (epoch, index into this rank's batches), so a resumed run continues with
+    exactly the next batch.
     """
 
     def __init__(self, dataset: PrecomputedDataset, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
-        self.groups = dataset.buckets()
+        self.groups = dataset.batch_groups()
         self.batch_size = batch_size
         self.seed = seed
         self.rank = rank
@@ -195,11 +226,11 @@ class BucketBatchPlan:
         self._cache: tuple[int, list[list[int]]] | None = None
         usable = sum(len(v) // batch_size for v in self.groups.values())
         if usable < world_size:
-            sizes = ", ".join(f"{f}x{h}x{w} latents: {len(v)}" for (f, h, w), v in self.groups.items())
+            sizes = ", ".join(f"{f}x{h}x{w} latents at {fps:g} fps: {len(v)}" for ((f, h, w), fps), v in self.groups.items())
             raise DatasetError(
                 f"not enough samples for batch_size {batch_size} x {world_size} process(es): a batch is formed within "
-                f"one resolution bucket and each bucket has too few samples ({sizes}); lower optimization.batch_size "
-                "or add clips"
+                f"one resolution bucket at one frame rate and each has too few samples ({sizes}); lower "
+                "optimization.batch_size or add clips"
             )
 
     def batches_for_epoch(self, epoch: int) -> list[list[int]]:

@@ -40,6 +40,23 @@ SAMPLE_DATASET = "ltx_trainer_sample_dataset"  # a captioned sample dataset in C
 TRIGGER_WORD = "zxq"
 # What the first sample clip's first scene shows (its caption), as a prompt for the trained LoRA.
 SAMPLE_PROMPT = f"{TRIGGER_WORD} {SEGMENT_CAPTIONS[0]}"
+SAMPLE_CLIPS = HERE.parent / "samples" / "clips"
+
+
+def sample_clips_fps() -> float:
+    """The frame rate of the bundled sample clips (the most common one), read from the files: a LoRA trained on
+    them is sampled at it (LTXVConditioning's frame_rate; ComfyUI assumes 25 without it) and saved at it."""
+    from collections import Counter
+
+    from ltx_train_lib.media import probe_media
+
+    rates = Counter(round(probe_media(p).fps, 3) for p in sorted(SAMPLE_CLIPS.glob("*.mp4")))
+    if not rates:
+        raise SystemExit(f"no sample clips in {SAMPLE_CLIPS}")
+    return float(sorted(rates.items(), key=lambda kv: (-kv[1], kv[0]))[0][0])
+
+
+SAMPLE_FPS = sample_clips_fps()
 
 # Core nodes (ComfyUI 0.3.64): link inputs, widget names, outputs. Widget values are given in full below.
 CORE_NODES: dict[str, dict[str, Any]] = {
@@ -240,7 +257,9 @@ def train_then_generate() -> Graph:
         "`models/text_encoders`, and a GPU. Train and generate with the same model (here the named version "
         "`LTXV_2B_0.9.5`, the same weights as the checkpoint file).\n\n*Save LoRA for ComfyUI* writes the LoRA to "
         "`models/loras` and applies it to the checkpoint's MODEL with ComfyUI's loader; it fails if any LoRA key "
-        f"patched nothing. *dataset*: a captioned folder in `ComfyUI/input/` (here `{SAMPLE_DATASET}`)."))
+        f"patched nothing. *dataset*: a captioned folder in `ComfyUI/input/` (here `{SAMPLE_DATASET}`). "
+        f"*LTXVConditioning*'s frame_rate is the clips' {SAMPLE_FPS:g} fps (the LoRA's `frame_rate` metadata): "
+        "sample at the rate you trained at (ComfyUI assumes 25)."))
     pre = g.add("LTXTrainer_PrecomputeLatents", (40, 0), (380, 560), dataset=SAMPLE_DATASET, model="LTXV_2B_0.9.5",
                 resolution_buckets="768x512x49", trigger_word=TRIGGER_WORD, decode_videos=True)
     train = g.add("LTXTrainer_TrainLoRA", (460, 0), (400, 1100), job_name="LTXV 2B LoRA", steps=1000, learning_rate=2e-4,
@@ -255,12 +274,12 @@ def train_then_generate() -> Graph:
                 text=f"{SAMPLE_PROMPT}, smooth motion")
     neg = g.add("CLIPTextEncode", (1280, 500), (400, 160), title="Negative",
                 text="worst quality, inconsistent motion, blurry, jittery, distorted")
-    cond = g.add("LTXVConditioning", (1720, 300), (300, 80), frame_rate=25.0)
+    cond = g.add("LTXVConditioning", (1720, 300), (300, 80), frame_rate=SAMPLE_FPS)  # the training clips' fps
     latent = g.add("EmptyLTXVLatentVideo", (1720, 440), (300, 130), width=768, height=512, length=49, batch_size=1)
     sampler = g.add("KSampler", (2060, 0), (320, 270), seed=42, control_after_generate="fixed", steps=30, cfg=3.0,
                     sampler_name="euler", scheduler="simple", denoise=1.0)
     decode = g.add("VAEDecode", (2420, 0), (200, 50))
-    save = g.add("SaveAnimatedWEBP", (2420, 120), (400, 400), filename_prefix=f"ltx_trainer/{TRIGGER_WORD}", fps=24.0,
+    save = g.add("SaveAnimatedWEBP", (2420, 120), (400, 400), filename_prefix=f"ltx_trainer/{TRIGGER_WORD}", fps=SAMPLE_FPS,
                  lossless=False, quality=90, method="default")
     g.link(pre, 0, train, "dataset")
     g.link(train, 0, convert, "lora")

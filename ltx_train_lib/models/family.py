@@ -73,6 +73,12 @@ class LatentGeometry:
         return f * h * w
 
 
+# ``ModelComponents.extras`` key: whether the loaded checkpoint's transformer offsets the first latent frame in time
+# (ComfyUI's ``causal_temporal_positioning``, read from the checkpoint the way ComfyUI's model detection reads it).
+# Families that never offset leave it out; readers default to False.
+CAUSAL_TEMPORAL_POSITIONING = "causal_temporal_positioning"
+
+
 @dataclass
 class ModelComponents:
     """What a family's loader returns; components not asked for stay None."""
@@ -90,6 +96,12 @@ class ModelComponents:
         return self.source.kind == "tiny"
 
     @property
+    def causal_temporal_positioning(self) -> bool:
+        """Whether positions of this checkpoint get the causal temporal offset (``ForwardInputs`` field of that
+        name); False unless the family's loader found the checkpoint says so."""
+        return bool(self.extras.get(CAUSAL_TEMPORAL_POSITIONING, False))
+
+    @property
     def label(self) -> str:
         return self.source.label
 
@@ -101,6 +113,13 @@ class ForwardInputs:
     ``tokens`` are packed latents [B, L, C] (conditioning tokens already prepended by the strategy), ``timesteps``
     per token [B, L] in the model's units (sigma * 1000), ``positions`` optional explicit RoPE positions for every
     token (a strategy that prepends tokens gives them the positions of the tokens they condition).
+
+    ``causal_temporal_positioning``: the checkpoint's flag (``ModelComponents.causal_temporal_positioning``). When
+    True the family positions the latent grid as ComfyUI does for such checkpoints (for LTX-Video: latent frame k at
+    pixel frame max(0, 8k - 7), i.e. the first latent frame, which holds one pixel frame, at time 0 and every later
+    one at its last pixel frame); when False the positions are bit-identical to the family's plain grid. It applies
+    to the positions the family builds itself (``positions`` None); explicit ``positions`` are used as given, so a
+    strategy that builds them passes the same flag to ``token_positions(..., causal=...)``.
     """
 
     tokens: torch.Tensor
@@ -110,6 +129,7 @@ class ForwardInputs:
     latent_shape: tuple[int, int, int]  # (F', H', W') of one latent video (not of the prepended sequence)
     fps: float
     positions: torch.Tensor | None = None
+    causal_temporal_positioning: bool = False
 
 
 class ModelFamily(ABC):
@@ -197,9 +217,12 @@ class ModelFamily(ABC):
         """The transformer's output [B, L, C] for ``inputs`` (the velocity prediction for flow matching)."""
 
     @abstractmethod
-    def token_positions(self, batch_size: int, latent_shape: tuple[int, int, int], fps: float) -> torch.Tensor:
+    def token_positions(self, batch_size: int, latent_shape: tuple[int, int, int], fps: float, *,
+                        causal: bool = False) -> torch.Tensor:
         """The RoPE positions the transformer gives a latent grid by itself, in the form ``ForwardInputs.positions``
-        takes, so strategies can place extra tokens at chosen positions."""
+        takes, so strategies can place extra tokens at chosen positions. ``causal``: the checkpoint's
+        ``causal_temporal_positioning`` (see ``ForwardInputs``); ``predict`` with ``positions=None`` and the same flag
+        uses exactly these positions."""
 
     @abstractmethod
     def sigma_shift(self, num_tokens: int) -> float:
@@ -225,8 +248,9 @@ class ModelFamily(ABC):
         """ComfyUI module/parameter path (no prefix) -> diffusers path (no prefix)."""
 
     @abstractmethod
-    def full_model_metadata(self, transformer: torch.nn.Module) -> dict[str, str]:
-        """Header metadata a full-model export carries so it loads back (here and in ComfyUI) as a single file."""
+    def full_model_metadata(self, transformer: torch.nn.Module, components: ModelComponents | None = None) -> dict[str, str]:
+        """Header metadata a full-model export carries so it loads back (here and in ComfyUI) as a single file with
+        the architecture and position rules of its base; ``components``: the loaded base (its ``extras``), when known."""
 
     # ---------------------------------------------------------------- validation and the model card
     @abstractmethod

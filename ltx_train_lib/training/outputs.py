@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -9,11 +11,35 @@ if TYPE_CHECKING:
     import torch
 
     from ltx_train_lib.config import TrainerConfig
-    from ltx_train_lib.models.family import ModelFamily
+    from ltx_train_lib.models.family import ModelComponents, ModelFamily
+
+# Header keys: the frame rate the weights were trained at (sample at it: ComfyUI's LTXVConditioning frame_rate), and
+# when the dataset had several, how many video clips were at each (JSON {"24": 10, "30": 2}, most common first).
+FRAME_RATE_KEY = "frame_rate"
+FRAME_RATES_KEY = "frame_rates"
 
 
-def weights_metadata(cfg: TrainerConfig, model_label: str, step: int, family: ModelFamily) -> dict[str, str]:
-    """What the safetensors header says about the weights (read by the model card, the nodes and ComfyUI users)."""
+def _fps_text(fps: float) -> str:
+    return f"{round(fps, 3):g}"
+
+
+def frame_rate_metadata(frame_rates: Mapping[float, int] | None) -> dict[str, str]:
+    """``frame_rate``: the dataset's fps, the most common one (ties: the lower) when it has several, which
+    ``frame_rates`` then lists; nothing when no sample has a time axis (images only)."""
+    counts = {float(k): int(v) for k, v in (frame_rates or {}).items() if int(v) > 0}
+    if not counts:
+        return {}
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    meta = {FRAME_RATE_KEY: _fps_text(ordered[0][0])}
+    if len(ordered) > 1:
+        meta[FRAME_RATES_KEY] = json.dumps({_fps_text(fps): n for fps, n in ordered})
+    return meta
+
+
+def weights_metadata(cfg: TrainerConfig, model_label: str, step: int, family: ModelFamily,
+                     frame_rates: Mapping[float, int] | None = None) -> dict[str, str]:
+    """What the safetensors header says about the weights (read by the model card, the nodes and ComfyUI users).
+    ``frame_rates``: video clips per fps in the training data (``PrecomputedDataset.fps_counts``)."""
     meta = {
         "base_model": model_label,
         "model_family": family.name,
@@ -26,17 +52,21 @@ def weights_metadata(cfg: TrainerConfig, model_label: str, step: int, family: Mo
         meta.update(rank=str(cfg.lora.rank), alpha=str(cfg.lora.alpha), target_modules=",".join(cfg.lora.target_modules))
     if cfg.data.trigger_word:
         meta["trigger_word"] = cfg.data.trigger_word
+    meta.update(frame_rate_metadata(frame_rates))
     return meta
 
 
 def save_weights(
     cfg: TrainerConfig, family: ModelFamily, model: torch.nn.Module, folder: Path, *, model_label: str,
-    suffix: str = "", step: int = 0,
+    suffix: str = "", step: int = 0, components: ModelComponents | None = None,
+    frame_rates: Mapping[float, int] | None = None,
 ) -> dict[str, str]:
-    """Write the weights of ``model`` into ``folder``; returns {"lora", "lora_comfy"} or {"model"} -> path."""
+    """Write the weights of ``model`` into ``folder``; returns {"lora", "lora_comfy"} or {"model"} -> path.
+    ``components``: the loaded base (a full model's header states its position rules); ``frame_rates``: see
+    :func:`weights_metadata`."""
     from ltx_train_lib import export
 
-    meta = weights_metadata(cfg, model_label, step, family)
+    meta = weights_metadata(cfg, model_label, step, family, frame_rates)
     if cfg.model.training_mode == "lora":
         from peft import get_peft_model_state_dict
 
@@ -55,6 +85,6 @@ def save_weights(
         return {"lora": str(d), "lora_comfy": str(c)}
     sd = {k.replace("_orig_mod.", ""): v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     path = folder / f"model_weights{suffix}.safetensors"
-    meta.update(family.full_model_metadata(model))
+    meta.update(family.full_model_metadata(model, components))
     export.save_full_model(sd, path, meta)
     return {"model": str(path)}

@@ -26,7 +26,7 @@ from ltx_train_lib.training.sigmas import sample_sigmas
 if TYPE_CHECKING:
     from ltx_train_lib.config import ConditioningConfig, DataConfig, FlowMatchingConfig
     from ltx_train_lib.data import PrecomputedDataset
-    from ltx_train_lib.models.family import ModelFamily
+    from ltx_train_lib.models.family import ModelComponents, ModelFamily
 
 
 @dataclass
@@ -83,7 +83,7 @@ def _masked_mse(pred: torch.Tensor, noised: _Noised) -> torch.Tensor:
 
 
 def _forward(family: ModelFamily, model, batch: dict, tokens: torch.Tensor, timesteps: torch.Tensor, device,
-             model_dtype, positions: torch.Tensor | None = None) -> torch.Tensor:
+             model_dtype, positions: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
     inputs = ForwardInputs(
         tokens=tokens,
         timesteps=timesteps,
@@ -92,6 +92,7 @@ def _forward(family: ModelFamily, model, batch: dict, tokens: torch.Tensor, time
         latent_shape=(batch["num_frames"], batch["height"], batch["width"]),
         fps=float(batch["fps"]),
         positions=positions,
+        causal_temporal_positioning=causal,
     )
     return family.predict(model, inputs, device=device, dtype=model_dtype)
 
@@ -107,13 +108,16 @@ def flow_matching_loss(
     device: torch.device,
     model_dtype: torch.dtype,
     family: ModelFamily | None = None,
+    causal_temporal_positioning: bool = False,
 ) -> LossOutput:
-    """The standard objective: the model predicts the velocity noise - x0 of the noised latents."""
+    """The standard objective: the model predicts the velocity noise - x0 of the noised latents (positioned as the
+    checkpoint's ``causal_temporal_positioning`` says, see ``ForwardInputs``)."""
     family = family or get_family(DEFAULT_FAMILY)
     x0 = batch["latents"].float()  # [B, L, C]
     f, h, w = batch["num_frames"], batch["height"], batch["width"]
     noised = _noise_batch(x0, f, h * w, generator, sampling_mode, sampling_params, first_frame_p, family)
-    pred = _forward(family, model, batch, noised.x_t, noised.timesteps, device, model_dtype)
+    pred = _forward(family, model, batch, noised.x_t, noised.timesteps, device, model_dtype,
+                    causal=causal_temporal_positioning)
     return LossOutput(loss=_masked_mse(pred, noised), sigmas=noised.sigmas, conditioned=noised.conditioned)
 
 
@@ -131,6 +135,7 @@ def reference_video_loss(
     device: torch.device,
     model_dtype: torch.dtype,
     family: ModelFamily | None = None,
+    causal_temporal_positioning: bool = False,
 ) -> LossOutput:
     """IC-LoRA: the clean reference latents are prepended to the noisy target; only the target is learned.
 
@@ -152,7 +157,7 @@ def reference_video_loss(
     b, seq_len, _ = x0.shape
     f, h, w = batch["num_frames"], batch["height"], batch["width"]
     noised = _noise_batch(x0, f, h * w, generator, sampling_mode, sampling_params, first_frame_p, family)
-    coords = family.token_positions(b, (f, h, w), float(batch["fps"]))
+    coords = family.token_positions(b, (f, h, w), float(batch["fps"]), causal=causal_temporal_positioning)
     pred = _forward(
         family,
         model,
@@ -220,12 +225,19 @@ class TrainingStrategy(ABC):
         self.flow_matching = flow_matching
         self.family = family
         self.data = data
+        # The loaded checkpoint's position rule (ForwardInputs.causal_temporal_positioning); known once the model
+        # has loaded (use_components), after the strategy checked its dataset.
+        self.causal_temporal_positioning = False
 
     @property
     def text_encoding(self) -> str | None:
         """The text encoding the cached conditions must have (``data.text_encoding``; None when no data section was
         given: then any is accepted)."""
         return self.data.text_encoding if self.data is not None else None
+
+    def use_components(self, components: ModelComponents) -> None:
+        """Take what the loaded checkpoint says about its inputs (today: its causal temporal positioning)."""
+        self.causal_temporal_positioning = components.causal_temporal_positioning
 
     @abstractmethod
     def dataset(self, data_root: str) -> PrecomputedDataset:
@@ -241,6 +253,7 @@ class TrainingStrategy(ABC):
             sampling_mode=self.flow_matching.timestep_sampling_mode,
             sampling_params=self.flow_matching.timestep_sampling_params,
             first_frame_p=self.conditioning.first_frame_conditioning_p,
+            causal_temporal_positioning=self.causal_temporal_positioning,
         )
 
 
@@ -280,7 +293,11 @@ STRATEGIES: dict[str, type[TrainingStrategy]] = {s.mode: s for s in (StandardStr
 
 
 def build_strategy(conditioning: ConditioningConfig, flow_matching: FlowMatchingConfig, family: ModelFamily,
-                   data: DataConfig | None = None) -> TrainingStrategy:
+                   data: DataConfig | None = None, components: ModelComponents | None = None) -> TrainingStrategy:
     """The strategy of ``conditioning.mode``; with ``data`` (the config's data section), its dataset also refuses a
-    cache whose conditions were made with another text encoding than ``data.text_encoding``."""
-    return STRATEGIES[conditioning.mode](conditioning, flow_matching, family, data)
+    cache whose conditions were made with another text encoding than ``data.text_encoding``; with ``components``,
+    it takes the loaded checkpoint's input rules (see ``use_components``)."""
+    strategy = STRATEGIES[conditioning.mode](conditioning, flow_matching, family, data)
+    if components is not None:
+        strategy.use_components(components)
+    return strategy

@@ -152,7 +152,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ outputs
     def _save_weights(self, folder: Path, suffix: str = "", step: int = 0) -> dict[str, str]:
-        return save_weights(self.cfg, self.family, self.unwrapped, folder, model_label=self.model_label, suffix=suffix, step=step)
+        return save_weights(self.cfg, self.family, self.unwrapped, folder, model_label=self.model_label, suffix=suffix, step=step,
+                            components=self.components, frame_rates=self.frame_rates)
 
     def _validate(self, step: int) -> None:
         if not self.validation_enabled:
@@ -257,6 +258,8 @@ class Trainer:
             vae_path=cfg.model.vae_path,
         )
         self.model_label = self.components.label
+        self.strategy.use_components(self.components)  # the checkpoint's RoPE rule (causal offset) reaches the loss
+        self.frame_rates = dataset.fps_counts()  # the weights' header and card name the fps to sample at
         self.model_dtype = base_dtype
         transformer, params = build_trainable_model(cfg, self.family, self.components.transformer, self.device)
 

@@ -60,6 +60,35 @@ def base_model_info(facts: CardFacts) -> BaseModelInfo:
     )
 
 
+def training_frame_rate(facts: CardFacts) -> tuple[str | None, dict[str, int]]:
+    """The fps the weights were trained at (the header's ``frame_rate``) and, when the clips had several, the
+    count per fps (``frame_rates``)."""
+    meta = facts.weights_metadata
+    fps = meta.get("frame_rate") or None
+    try:
+        several = json.loads(meta.get("frame_rates") or "{}")
+    except json.JSONDecodeError:
+        several = {}
+    return fps, several if isinstance(several, dict) else {}
+
+
+def _frame_rate_step(facts: CardFacts) -> str:
+    fps, several = training_frame_rate(facts)
+    if not fps:
+        return (
+            "Set **LTXVConditioning**'s `frame_rate` to the frame rate of the training clips (ComfyUI assumes 25 "
+            "fps without it; this file does not record the training fps)."
+        )
+    text = (
+        f"Sample at {fps} fps: set **LTXVConditioning**'s `frame_rate` to {fps} (ComfyUI assumes 25 fps without "
+        "it, which moves every frame's time position) and save the video at the same rate."
+    )
+    if len(several) > 1:
+        mix = ", ".join(f"{n} at {rate} fps" for rate, n in several.items())
+        text += f" The training clips had several frame rates ({mix}); {fps} fps is the most common."
+    return text
+
+
 def _comfyui_instructions(facts: CardFacts, base: BaseModelInfo) -> str:
     if facts.is_lora:
         return (
@@ -69,11 +98,16 @@ def _comfyui_instructions(facts: CardFacts, base: BaseModelInfo) -> str:
             "3. Add a **LoraLoaderModelOnly** node between the model loader and the sampler, select the file, "
             "strength 1.0.\n"
             "4. The file uses ComfyUI's key names (`diffusion_model.…`, alpha stored per layer); "
-            f"`{LORA_FILES[0]}` is the diffusers version and does not load in ComfyUI."
+            f"`{LORA_FILES[0]}` is the diffusers version and does not load in ComfyUI.\n"
+            f"5. {_frame_rate_step(facts)}"
         )
     return (
         f"1. Copy `{FULL_FILES[1]}` to `ComfyUI/models/diffusion_models/` and load it with "
-        f"**Load Diffusion Model**; load the {FAMILY_NAME} VAE and T5 text encoder as for the base model."
+        f"**Load Diffusion Model**; load the {FAMILY_NAME} VAE and T5 text encoder as for the base model. Its "
+        "header's `config` states the architecture and the base's `causal_temporal_positioning`; ComfyUI reads it "
+        "there from version 0.3.68 on (older versions' *Load Diffusion Model* ignores it and only loads the 2B/13B "
+        "sizes, with causal positioning off).\n"
+        f"2. {_frame_rate_step(facts)}"
     )
 
 
@@ -81,6 +115,7 @@ def _diffusers_code(facts: CardFacts, base: BaseModelInfo) -> str:
     from ltx_train_lib.models.ltxv.versions import HF_MAIN_REPO
 
     pipe_repo = base.diffusers_repo or HF_MAIN_REPO
+    fps = training_frame_rate(facts)[0] or "24"  # the training clips' rate when recorded
     if facts.is_lora:
         code = (
             "import torch\n"
@@ -89,9 +124,10 @@ def _diffusers_code(facts: CardFacts, base: BaseModelInfo) -> str:
             f'pipe = LTXPipeline.from_pretrained("{pipe_repo}", torch_dtype=torch.bfloat16).to("cuda")\n'
             f'pipe.load_lora_weights("{facts.repo_id}", weight_name="{LORA_FILES[0]}",'
             f' adapter_name="{facts.model_name}")\n'
-            f"video = pipe(prompt={json.dumps(facts.prompt_example)}, width=768, height=512, num_frames=121)"
+            f"video = pipe(prompt={json.dumps(facts.prompt_example)}, width=768, height=512, num_frames=121, "
+            f"frame_rate={fps})"
             ".frames[0]\n"
-            'export_to_video(video, "output.mp4", fps=24)'
+            f'export_to_video(video, "output.mp4", fps={fps})'
         )
     else:
         code = (

@@ -18,14 +18,19 @@ from ltx_train_lib.models.family import (
     ResolvedSource,
 )
 from ltx_train_lib.models.ltxv import comfy_keys, geometry
+from ltx_train_lib.models.ltxv.loading import COMFY_CONFIG_METADATA  # the header key ComfyUI's detection reads
 from ltx_train_lib.models.ltxv.text import TEXT_MAX_TOKENS
 from ltx_train_lib.models.ltxv.versions import FAMILY, HF_MAIN_REPO, MODEL_VERSIONS, OLD_VAE_VERSIONS, VAE_REPO_095
 
 TINY_SOURCE = "tiny"
 _VERSION_LIKE = re.compile(r"^LTXV?_\d", re.IGNORECASE)
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-# The metadata key our full-model exports carry: the diffusers config JSON of the transformer.
+# The metadata key our full-model exports carry: the diffusers config JSON of the transformer (our loader reads it).
 TRANSFORMER_CONFIG_METADATA = "transformer_config"
+# diffusers' LTX-Video rotary embedding: theta and base sizes (frames, height, width); ComfyUI's
+# positional_embedding_theta / positional_embedding_max_pos, which the export states explicitly.
+_ROPE_THETA = 10000.0
+_ROPE_MAX_POS = [20, 2048, 2048]
 
 
 class LtxvFamily(ModelFamily):
@@ -138,10 +143,10 @@ class LtxvFamily(ModelFamily):
 
         return predict(model, inputs, device=device, dtype=dtype)
 
-    def token_positions(self, batch_size: int, latent_shape: tuple[int, int, int], fps: float):
+    def token_positions(self, batch_size: int, latent_shape: tuple[int, int, int], fps: float, *, causal: bool = False):
         from ltx_train_lib.models.ltxv.transformer import video_coords
 
-        return video_coords(batch_size, *latent_shape, fps)
+        return video_coords(batch_size, *latent_shape, fps, causal=causal)
 
     def sigma_shift(self, num_tokens: int) -> float:
         return geometry.shift_for_tokens(num_tokens)
@@ -156,10 +161,15 @@ class LtxvFamily(ModelFamily):
     def to_diffusers_path(self, name: str) -> str:
         return comfy_keys.to_diffusers_path(name)
 
-    def full_model_metadata(self, transformer) -> dict[str, str]:
-        # The architecture travels with the weights, so the file loads as a single-file model_source of any size.
+    def full_model_metadata(self, transformer, components: ModelComponents | None = None) -> dict[str, str]:
+        # The architecture travels with the weights, so the file loads as a single-file model_source of any size
+        # (transformer_config, diffusers' names) and through ComfyUI's loaders (config, ComfyUI's names).
         config = {k: v for k, v in dict(transformer.config).items() if not k.startswith("_")}
-        return {TRANSFORMER_CONFIG_METADATA: json.dumps(config)}
+        causal = components.causal_temporal_positioning if components is not None else False
+        return {
+            TRANSFORMER_CONFIG_METADATA: json.dumps(config),
+            COMFY_CONFIG_METADATA: json.dumps({"transformer": comfy_transformer_config(config, causal)}, sort_keys=True),
+        }
 
     # ---------------------------------------------------------------- validation and the model card
     def validation_sampler(self, components, transformer, device, *, image_to_video: bool = False):
@@ -171,3 +181,27 @@ class LtxvFamily(ModelFamily):
         from ltx_train_lib.models.ltxv.card import card_text
 
         return card_text(facts)
+
+
+def comfy_transformer_config(config: Mapping[str, Any], causal_temporal_positioning: bool) -> dict[str, Any]:
+    """The ``"transformer"`` member of the ``config`` metadata, in the argument names of ComfyUI's ``LTXVModel``
+    (comfy/ldm/lightricks/model.py) and Lightricks' checkpoints.
+
+    ComfyUI's detection counts the blocks and guesses ``attention_head_dim`` as (inner dim) // 32 and
+    ``cross_attention_dim`` from ``attn2.to_k``, leaving heads (32), ``in_channels`` (128) and ``caption_channels``
+    (4096) at the 2B/13B defaults, then ``update``s the guess with this dict: so every dimension is stated here,
+    which makes any size (the tiny model too) build with the right shapes, and ``causal_temporal_positioning`` is
+    stated rather than left to the default (False).
+    """
+    return {
+        "in_channels": int(config["in_channels"]),
+        "out_channels": int(config.get("out_channels") or config["in_channels"]),
+        "num_attention_heads": int(config["num_attention_heads"]),
+        "attention_head_dim": int(config["attention_head_dim"]),
+        "cross_attention_dim": int(config["cross_attention_dim"]),
+        "caption_channels": int(config["caption_channels"]),
+        "num_layers": int(config["num_layers"]),
+        "positional_embedding_theta": _ROPE_THETA,
+        "positional_embedding_max_pos": list(_ROPE_MAX_POS),
+        "causal_temporal_positioning": bool(causal_temporal_positioning),
+    }

@@ -8,6 +8,7 @@ fetched the error says which file was needed and how to provide it locally.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -15,9 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from ltx_train_lib.errors import ModelLoadError
-from ltx_train_lib.models.family import ModelComponents, ResolvedSource
-from ltx_train_lib.models.ltxv.versions import HF_MAIN_REPO, OLD_VAE_VERSIONS, VAE_REPO_095
+from ltx_train_lib.models.family import CAUSAL_TEMPORAL_POSITIONING, ModelComponents, ResolvedSource
+from ltx_train_lib.models.ltxv.versions import (
+    HF_MAIN_REPO,
+    MODEL_VERSIONS,
+    NON_CAUSAL_VERSIONS,
+    OLD_VAE_VERSIONS,
+    VAE_REPO_095,
+)
 
+log = logging.getLogger("ltx_train_lib.models.ltxv")
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
@@ -55,6 +63,112 @@ def _single_file_size(keys: list[str]) -> str:
 
 
 TRANSFORMER_CONFIG_METADATA = "transformer_config"  # diffusers config JSON that our full-model exports carry
+# The header key ComfyUI's model detection reads for LTX-Video (comfy/model_detection.py, detect_unet_config):
+# ``json.loads(metadata["config"]).get("transformer", {})`` updates the LTXVModel arguments it guessed.
+COMFY_CONFIG_METADATA = "config"
+
+
+def causal_flag_from_metadata(metadata: Mapping[str, str] | None, where: str) -> bool | None:
+    """``causal_temporal_positioning`` as ComfyUI reads it from a single file's safetensors header: the
+    ``"transformer"`` member of the JSON in ``metadata["config"]``. None when the file does not state it (ComfyUI's
+    ``LTXVModel`` then uses its default, False). A ``config`` ComfyUI could not read either is an error here too."""
+    if not metadata or COMFY_CONFIG_METADATA not in metadata:
+        return None
+    try:
+        config = json.loads(metadata[COMFY_CONFIG_METADATA])
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(
+            f"'{where}': the 'config' header metadata is not valid JSON ({exc}); ComfyUI cannot load this file either. "
+            "Fix or remove the metadata (or re-export the model)"
+        ) from None
+    transformer = config.get("transformer", {}) if isinstance(config, dict) else None
+    if not isinstance(transformer, dict):
+        raise ModelLoadError(
+            f"'{where}': the 'config' header metadata must be a JSON object with a 'transformer' object (as in "
+            "Lightricks' checkpoints); ComfyUI cannot load this file either. Fix or remove the metadata"
+        )
+    if CAUSAL_TEMPORAL_POSITIONING not in transformer:
+        return None
+    return bool(transformer[CAUSAL_TEMPORAL_POSITIONING])
+
+
+def _single_file_metadata(path: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    if path.suffix not in (".safetensors", ".sft"):
+        return {}
+    with safe_open(str(path), framework="pt") as fh:
+        return dict(fh.metadata() or {})
+
+
+def _folder_config(folder: Path) -> dict | None:
+    """The transformer's config.json of a diffusers pipeline folder (or of a bare transformer folder)."""
+    for candidate in (folder / "transformer" / "config.json", folder / "config.json"):
+        if candidate.is_file():
+            try:
+                config = json.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                return None
+            return config if isinstance(config, dict) else None
+    return None
+
+
+def _cached_hub_file(repo: str, filename: str) -> Path | None:
+    """A file of a Hub repository if huggingface_hub's cache holds it (never a download)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - huggingface_hub comes with diffusers
+        return None
+    found = try_to_load_from_cache(repo, filename)
+    return Path(found) if isinstance(found, str) else None
+
+
+def _version_default(version_name: str | None) -> bool:
+    return version_name is not None and version_name not in NON_CAUSAL_VERSIONS
+
+
+def causal_temporal_positioning(source: ResolvedSource) -> tuple[bool, str]:
+    """Whether ComfyUI offsets this checkpoint's first latent frame in time, and where that was read.
+
+    - single file: the ``config`` header metadata, exactly as ComfyUI's model detection reads it (absent: False);
+    - named version: its single file's metadata when the file is in the Hub cache, else what that file states
+      (:data:`~ltx_train_lib.models.ltxv.versions.NON_CAUSAL_VERSIONS` are off, later releases on);
+    - diffusers folder or Hub repository: a ``causal_temporal_positioning`` key in the transformer's config.json
+      (diffusers' own configs have none); else, for a named version's diffusers repository, that version's
+      value; else False: ComfyUI loads LTX-Video only from single files and assumes False when nothing says
+      otherwise.
+    """
+    if source.kind == "single_file":
+        flag = causal_flag_from_metadata(_single_file_metadata(Path(source.location)), source.location)
+        if flag is None:
+            return False, f"'{Path(source.location).name}' states no causal_temporal_positioning (ComfyUI's default)"
+        return flag, f"the 'config' metadata of '{Path(source.location).name}'"
+    if source.kind == "version":
+        version = source.version
+        assert version is not None
+        cached = _cached_hub_file(version.main_repo or HF_MAIN_REPO, version.single_file) if version.single_file else None
+        if cached is not None:
+            flag = causal_flag_from_metadata(_single_file_metadata(cached), str(cached))
+            if flag is not None:
+                return flag, f"the 'config' metadata of '{version.single_file}'"
+        return _version_default(version.name), f"the release {version.name}"
+    config: dict | None = None
+    if source.kind == "tiny":
+        from ltx_train_lib.models.ltxv.tiny import tiny_model_dir
+
+        config = _folder_config(tiny_model_dir())
+    elif source.kind == "folder":
+        config = _folder_config(Path(source.location))
+    elif source.kind == "hub":
+        cached = _cached_hub_file(source.location, "transformer/config.json")
+        config = _folder_config(cached.parent.parent) if cached is not None else None
+    if config is not None and CAUSAL_TEMPORAL_POSITIONING in config:
+        return bool(config[CAUSAL_TEMPORAL_POSITIONING]), "the transformer's config.json"
+    if source.kind == "hub":
+        for version in MODEL_VERSIONS.values():
+            if version.hf_repo == source.location:
+                return _version_default(version.name), f"the release {version.name} (its diffusers repository)"
+    return False, "nothing states causal_temporal_positioning (ComfyUI's default)"
 
 
 @contextmanager
@@ -187,6 +301,11 @@ def load_components(
             else:
                 value = _load_from_pretrained(HF_MAIN_REPO, what, dtype)
         setattr(out, what, value)
+    if out.transformer is not None:
+        # After loading: a Hub transformer's config.json is in the cache by now.
+        flag, why = causal_temporal_positioning(source)
+        out.extras[CAUSAL_TEMPORAL_POSITIONING] = flag
+        log.info("causal temporal positioning %s for %s (from %s)", "on" if flag else "off", source.label, why)
     if out.vae is not None:
         # Frame-wise encoding changes results with the tiny VAE and brings nothing for training-size clips.
         out.vae.use_framewise_encoding = False

@@ -9,6 +9,11 @@ HF_MAIN_REPO = "Lightricks/LTX-Video"
 # The VAE shared by 0.9.5+ releases, in diffusers layout (the reference loads it the same way).
 VAE_REPO_095 = "Lightricks/LTX-Video-0.9.5"
 OLD_VAE_VERSIONS = ("LTXV_2B_0.9.0", "LTXV_2B_0.9.1")  # releases whose VAE is their own repository's
+# Releases whose single file does not set ``causal_temporal_positioning`` in its ``config`` metadata: those before
+# 0.9.5. ComfyUI added the flag (and the metadata read) with 0.9.5 support (commit 93fedd92, "Support LTXV 0.9.5";
+# ``latent_to_pixel_coords``: "Default = False for backwards compatibility"); every later release's file sets it.
+# Used only when the release's single file is not on disk to read (e.g. it loads from its diffusers repository).
+NON_CAUSAL_VERSIONS = ("LTXV_2B_0.9.0", "LTXV_2B_0.9.1")
 
 
 def _v(name: str, size: str, single_file: str, hf_repo: str | None, distilled: bool = False) -> ModelVersion:
