@@ -145,6 +145,13 @@ def run_pipeline(
             check_model_source(model)
         except (ValueError, ConfigError) as exc:
             raise ConfigError(f"--model: {exc}") from None
+    if captioner_model is not None:  # the cheap part of captioning.resolve_captioner_model (which builds 'tiny')
+        if not str(captioner_model).strip():
+            raise ConfigError("--captioner: empty; give a Hugging Face id (Qwen/Qwen2.5-VL-7B-Instruct), a model folder or 'tiny'")
+        captioner_path = Path(str(captioner_model).strip()).expanduser()
+        if captioner_path.exists() and not (captioner_path / "config.json").is_file():
+            raise ConfigError(f"--captioner: '{captioner_path}' is not a Qwen2.5-VL model folder (no config.json); give a "
+                              "model folder, a Hugging Face id or 'tiny'")
     if num_validation_prompts < 0:
         raise ConfigError(f"num_validation_prompts {num_validation_prompts}: must be 0 or more")
     work = Path(work_dir).expanduser().resolve()

@@ -81,9 +81,10 @@ def _schema_fields() -> list[tuple[str, type, str, dict[str, Any]]]:
 
 # A fresh node's values where they are not the schema's. TrainerConfig keeps the reference trainer's defaults (its
 # 13B configs: 3000 steps, 704x480x161 validation videos at 50 steps every 100 steps), which need a far bigger GPU
-# than most ComfyUI users have and hours per validation round. A fresh node instead trains the 2B model on a 24 GB
-# card: batch 1 with gradient checkpointing, a few hundred steps, and two small validation rounds of 512x320x49 at
-# 25 steps. Every other widget starts at the schema default (tests/test_nodes.py fails on any other difference).
+# than most ComfyUI users have, and long validation rounds. A fresh node instead trains the 2B model on a 24 GB
+# card: batch 1 with gradient checkpointing, a few hundred steps, and small validation videos (512x320x49 at 25
+# steps) before training, halfway and at the end. Every other widget starts at the schema default
+# (tests/test_nodes.py fails on any other difference).
 NODE_DEFAULTS: dict[str, Any] = {
     "model": "LTXV_2B_0.9.6_DEV",  # 0.9.5+ releases share the VAE: it fits datasets encoded by the 13B models too
     "steps": 500,

@@ -106,6 +106,8 @@ def test_pipeline_checks_every_argument_first(tmp_path: Path) -> None:
             run_pipeline("clips", "64x64x9", template, 4, work_dir=tmp_path, **kwargs)
     with pytest.raises(ConfigError, match=r"--resolution-buckets: no resolution bucket given; give one or more WIDTHxHEIGHTxFRAMES"):
         run_pipeline("clips", " ; ", template, 4, work_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"--captioner: '.*clips_raw' is not a Qwen2.5-VL model folder"):
+        run_pipeline("clips", "64x64x9", template, 4, work_dir=tmp_path, captioner_model=str(tmp_path / "clips_raw"))
     with pytest.raises(ConfigError, match=r"BASENAME 'a/clips': give the dataset's name, not a path"):
         run_pipeline("a/clips", "64x64x9", template, 4, work_dir=tmp_path)
     assert not (tmp_path / "clips_scenes").exists()
