@@ -65,7 +65,9 @@ def parse_buckets(spec: str | list[str] | tuple[str, ...]) -> list[Bucket]:
         if b not in buckets:
             buckets.append(b)
     if not buckets:
-        raise ConfigError("no resolution buckets given; pass e.g. --resolution-buckets 768x448x89")
+        # No flag or widget name here: the caller's prefix names the input (--resolution-buckets, or the node's
+        # resolution_buckets widget).
+        raise ConfigError("no resolution bucket given; give one or more WIDTHxHEIGHTxFRAMES such as 768x448x89")
     return buckets
 
 

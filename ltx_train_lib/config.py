@@ -110,12 +110,16 @@ ConditioningSection = Annotated[
 ]
 
 
+# Upper bound of optimization.steps: far beyond any real run (years at one step per second), low enough that a typo
+# (an extra few zeros) is caught at once instead of planning a run that never ends.
+MAX_STEPS = 10_000_000
+
 SchedulerType = Literal["constant", "linear", "cosine", "cosine_with_restarts", "polynomial"]
 
 
 class OptimizationConfig(_Section):
     learning_rate: float = Field(5e-4, gt=0, description="Peak learning rate.")
-    steps: int = Field(3000, ge=1, description="Number of optimizer steps.")
+    steps: int = Field(3000, ge=1, le=MAX_STEPS, description="Number of optimizer steps.")
     batch_size: int = Field(2, ge=1, description="Samples per process per micro-step (batches are formed within one resolution bucket).")
     gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-steps per optimizer step.")
     max_grad_norm: float = Field(1.0, description="Gradient clipping norm; <= 0 disables clipping.")
@@ -125,6 +129,18 @@ class OptimizationConfig(_Section):
     enable_gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass: less memory, ~30% slower.")
     warmup_steps: int = Field(0, ge=0, description="(addition) Linear learning-rate warmup from 0 over this many optimizer steps.")
     weight_decay: float = Field(0.01, ge=0.0, description="(addition) AdamW weight decay (torch default 0.01, as the reference).")
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _steps_in_range(cls, v: Any) -> Any:
+        # Checked before the type so the message says what a sensible value is; the Field bound stays for the schema
+        # (node widgets and docs read it).
+        if isinstance(v, int) and not isinstance(v, bool) and v > MAX_STEPS:
+            raise ValueError(
+                f"steps {v:,} is more than the limit of {MAX_STEPS:,}; a LoRA typically needs a few hundred to a few "
+                "thousand steps (e.g. 500-3000)"
+            )
+        return v
 
 
 class AccelerationConfig(_Section):

@@ -140,6 +140,15 @@ class PrecomputedDataset:
         s = self.samples[index]
         lat = torch.load(s.latents_path, map_location="cpu", weights_only=True)
         cond = torch.load(s.conditions_path, map_location="cpu", weights_only=True)
+        # A NaN/Inf in the inputs makes the loss NaN, which would be blamed on the learning rate: name the file instead.
+        for path, what, tensor in ((s.latents_path, "latents", lat["latents"]), (s.conditions_path, "prompt_embeds", cond["prompt_embeds"])):
+            bad = int((~torch.isfinite(tensor)).sum())
+            if bad:
+                raise DatasetError(
+                    f"'{path}': {bad} of {tensor.numel()} values of its {what} are NaN or infinite (a damaged file or a "
+                    "failed encoding); delete it and run preprocess_dataset.py again to recompute it, or remove the clip "
+                    "from the dataset"
+                )
         item = {
             "latents": lat["latents"],
             "num_frames": int(lat["num_frames"]),
@@ -155,6 +164,12 @@ class PrecomputedDataset:
             if not ref.is_file():
                 raise DatasetError(f"reference latents '{ref}' missing for '{s.latents_path}'; preprocess with --reference-column")
             item["ref_latents"] = torch.load(ref, map_location="cpu", weights_only=True)["latents"]
+            bad = int((~torch.isfinite(item["ref_latents"])).sum())
+            if bad:
+                raise DatasetError(
+                    f"'{ref}': {bad} of {item['ref_latents'].numel()} values of its latents are NaN or infinite (a damaged "
+                    "file or a failed encoding); delete it and run preprocess_dataset.py again to recompute it"
+                )
         return item
 
     def buckets(self) -> dict[tuple[int, int, int], list[int]]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from ltx_train_lib.config import TrainerConfig, config_from_dict
+from ltx_train_lib.config import MAX_STEPS, TrainerConfig, config_from_dict
 from ltx_train_lib.errors import ConfigError, DatasetError
 from ltx_train_lib.precompute.config import PrecomputeConfig, cli_names, config_defaults
 
@@ -36,7 +36,11 @@ def render_template(template: str | Path, basename: str, rank: int) -> str:
     path = Path(template)
     if not path.is_file():
         raise ConfigError(f"--config-template: '{template}' does not exist; use one of configs/*_template.yaml")
-    return path.read_text(encoding="utf-8").replace("[BASENAME]", basename).replace("[RANK]", str(rank))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"--config-template: '{template}' is not a text file; use one of configs/*_template.yaml") from None
+    return text.replace("[BASENAME]", basename).replace("[RANK]", str(rank))
 
 
 def build_training_config(
@@ -48,12 +52,29 @@ def build_training_config(
     model: str | None = None,
     steps: int | None = None,
 ) -> TrainerConfig:
-    data: dict[str, Any] = yaml.safe_load(render_template(template, basename, rank))
+    try:
+        data: Any = yaml.safe_load(render_template(template, basename, rank))
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"--config-template: '{template}' is not valid YAML ({str(exc).splitlines()[0]}); fix the syntax or use one "
+            "of configs/*_template.yaml"
+        ) from None
     if not isinstance(data, dict):
-        raise ConfigError(f"--config-template: '{template}' is not a YAML mapping")
+        raise ConfigError(
+            f"--config-template: '{template}' is not a YAML mapping of config sections (model:, lora:, optimization:, "
+            "...); use one of configs/*_template.yaml"
+        )
+    for section in ("model", "optimization", "data", "validation"):  # the sections filled in below
+        if data.get(section) is None:
+            data.pop(section, None)
+        elif not isinstance(data[section], dict):
+            raise ConfigError(
+                f"--config-template: '{template}': '{section}' must be a section of settings (a YAML mapping), got "
+                f"{data[section]!r}"
+            )
     if model:
         data.setdefault("model", {})["model_source"] = model
-    if steps:
+    if steps is not None:
         data.setdefault("optimization", {})["steps"] = steps
     # Relative paths in templates are relative to where the pipeline runs (the folder holding BASENAME_raw/).
     data.setdefault("data", {})
@@ -64,7 +85,7 @@ def build_training_config(
     validation = data.setdefault("validation", {})
     if not validation.get("prompts"):
         validation["prompts"] = prompts
-    return config_from_dict(data, str(template))
+    return config_from_dict(data, f"--config-template '{template}'")
 
 
 def training_is_current(cfg: TrainerConfig) -> bool:
@@ -102,18 +123,37 @@ def run_pipeline(
     on_stage: StageFn | None = None,
     train_listeners: list | None = None,
 ) -> PipelineResult:
-    from ltx_train_lib.captioning import DEFAULT_MODEL, caption_media
-    from ltx_train_lib.captions_io import prepend_trigger, read_captions
-    from ltx_train_lib.precompute import preprocess_dataset
-    from ltx_train_lib.scenes import split_folder
-
     def stage(name: str, message: str) -> None:
         log.info("[%s] %s", name, message)
         if on_stage:
             on_stage(name, message)
 
+    # Every argument is checked before any stage runs: a typo must not cost a scene split and a captioning run.
+    if not basename.strip() or any(sep in basename for sep in ("/", "\\")) or basename in (".", ".."):
+        raise ConfigError(
+            f"BASENAME '{basename}': give the dataset's name, not a path (videos are read from <work dir>/BASENAME_raw/; "
+            "pass the folder with --work-dir)"
+        )
     if not 1 <= rank <= 256:
         raise ConfigError(f"--rank {rank}: must be between 1 and 256 (typical: 16-128)")
+    if steps is not None and not 1 <= steps <= MAX_STEPS:
+        raise ConfigError(f"--steps {steps}: must be between 1 and {MAX_STEPS:,} (typical: 500-3000)")
+    if model is not None:
+        from ltx_train_lib.models.registry import check_model_source
+
+        try:
+            check_model_source(model)
+        except (ValueError, ConfigError) as exc:
+            raise ConfigError(f"--model: {exc}") from None
+    if captioner_model is not None:  # the cheap part of captioning.resolve_captioner_model (which builds 'tiny')
+        if not str(captioner_model).strip():
+            raise ConfigError("--captioner: empty; give a Hugging Face id (Qwen/Qwen2.5-VL-7B-Instruct), a model folder or 'tiny'")
+        captioner_path = Path(str(captioner_model).strip()).expanduser()
+        if captioner_path.exists() and not (captioner_path / "config.json").is_file():
+            raise ConfigError(f"--captioner: '{captioner_path}' is not a Qwen2.5-VL model folder (no config.json); give a "
+                              "model folder, a Hugging Face id or 'tiny'")
+    if num_validation_prompts < 0:
+        raise ConfigError(f"num_validation_prompts {num_validation_prompts}: must be 0 or more")
     work = Path(work_dir).expanduser().resolve()
     raw = work / f"{basename}_raw"
     scenes_dir = work / f"{basename}_scenes"
@@ -133,9 +173,17 @@ def run_pipeline(
         },
         names=cli_names(),
     )
-    render_template(config_template, basename, rank)
+    # The whole training config, with stand-ins for the validation prompts (they come from the captions, later).
+    build_training_config(config_template, basename, rank, work, [f"{id_token or ''} caption".strip()] * num_validation_prompts,
+                          model=model, steps=steps)
     if not raw.is_dir():
         raise DatasetError(f"'{raw}' does not exist; put the raw videos in a folder named {basename}_raw/ next to where you run the pipeline")
+    # The stages' modules only now: the checks above stay quick.
+    from ltx_train_lib.captioning import DEFAULT_MODEL, caption_media
+    from ltx_train_lib.captions_io import prepend_trigger, read_captions
+    from ltx_train_lib.precompute import preprocess_dataset
+    from ltx_train_lib.scenes import split_folder
+
     result = PipelineResult()
 
     stage("scenes", f"splitting {raw} into {scenes_dir}")

@@ -141,13 +141,35 @@ class Progress:
 
 
 def progress_text(text: str, node_id: str | None) -> None:
-    """A line of text shown inside the node (ComfyUI >= 0.3.4x ``send_progress_text``); logged elsewhere."""
+    """A line of text shown inside the node (ComfyUI >= 0.3.4x ``send_progress_text``); logged elsewhere.
+
+    Sent to the client that queued the running prompt (``PromptServer.client_id``, the ``sid`` ComfyUI's own
+    ``executing``/``executed``/``progress`` messages use), not to every open editor: ``send_progress_text`` broadcasts
+    without a ``sid``, and the frontend puts the text on the node with that id in whatever workflow its canvas shows
+    (frontend 1.27.10 ``executionStore.handleProgressText``: ``canvas.graph.getNodeById(nodeId)``, no workflow or
+    prompt check). Servers whose ``send_progress_text`` takes a ``prompt_id`` also get it; newer frontends then drop
+    text of a prompt that is not their active one. ``sid``/``prompt_id`` go by keyword: their order differs between
+    versions (``(text, node_id, sid)`` in 0.3.64 and 0.33, ``(text, node_id, prompt_id, sid)`` later).
+    """
     server = _server()
     if server is not None and node_id is not None and hasattr(server, "send_progress_text"):
         with contextlib.suppress(Exception):
-            server.send_progress_text(text, node_id)
+            kwargs: dict[str, Any] = {"sid": getattr(server, "client_id", None)}
+            prompt_id = getattr(server, "last_prompt_id", None)
+            if prompt_id and _accepts(server.send_progress_text, "prompt_id"):
+                kwargs["prompt_id"] = prompt_id
+            server.send_progress_text(text, node_id, **kwargs)
             return
     log.info("[node %s] %s", node_id, text)
+
+
+def _accepts(fn: Callable, name: str) -> bool:
+    import inspect
+
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def send_event(event: str, data: dict[str, Any]) -> None:

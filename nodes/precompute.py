@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -107,6 +108,18 @@ DEFAULT_BUCKETS = "768x768x49"
 def _widget_names() -> dict[str, str]:
     names = {field: f"PrecomputeLatents.{widget}" for widget, field, _ in _SCHEMA_WIDGETS}
     return {**names, **{field: f"PrecomputeLatents.{widget}" for field, widget in _OTHER_INPUTS.items()}}
+
+
+def in_widget_terms(text: str) -> str:
+    """A library message about preprocessing options as the node's user sees them: the command-line flags it names
+    (e.g. ``--resolution-buckets``, in the reasons a clip was skipped) become the node's widget names."""
+    from ltx_train_lib.precompute.config import cli_names
+
+    widgets = _widget_names()
+    for field, flag in sorted(cli_names().items(), key=lambda item: -len(item[1])):
+        if field in widgets and flag.startswith("--"):
+            text = re.sub(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", widgets[field], text)
+    return text
 
 
 def build_config(
@@ -223,7 +236,7 @@ class PrecomputeLatents:
         text_encoder: str = FROM_MODEL,
         vae: str = FROM_MODEL,
     ):
-        from ltx_train_lib.errors import DatasetError
+        from ltx_train_lib.errors import DatasetError, LtxTrainError
         from ltx_train_lib.precompute import preprocess_dataset, resolve_dataset_file
 
         if captions is not None:
@@ -270,11 +283,19 @@ class PrecomputeLatents:
         comfy.unload_models()
         try:
             result = preprocess_dataset(config, progress=progress)
+        except LtxTrainError as exc:  # the library's messages name its command-line flags; here they are widgets
+            named = in_widget_terms(str(exc))
+            if named != str(exc):
+                raise type(exc)(named) from exc
+            raise
         finally:
             comfy.free_memory()
         if result.samples == 0:
             reasons = "; ".join(f"{k}: {r}" for k, r in result.skipped[:3]) or "the caption file lists no media"
-            raise DatasetError(f"PrecomputeLatents: no sample could be encoded ({reasons}); fix the dataset or the buckets")
+            raise DatasetError(in_widget_terms(
+                f"PrecomputeLatents: no sample could be encoded ({reasons}); fix the dataset or "
+                "PrecomputeLatents.resolution_buckets"
+            ))
         record = T.PrecomputedSet(
             precomputed_dir=result.output_dir,
             captions_file=captions_file,
@@ -285,5 +306,5 @@ class PrecomputeLatents:
             trigger_word=config.id_token,
             name=name,
         )
-        ui = {**decoded_previews(result.output_dir), **comfy.ui_text(result.summary(), unique_id)}
+        ui = {**decoded_previews(result.output_dir), **comfy.ui_text(in_widget_terms(result.summary()), unique_id)}
         return {"ui": ui, "result": (record,)}

@@ -46,7 +46,7 @@ def _schema_fields() -> list[tuple[str, type, str, dict[str, Any]]]:
     from ltx_train_lib import config as C
 
     return [
-        ("steps", C.OptimizationConfig, "steps", {"max": 10_000_000}),
+        ("steps", C.OptimizationConfig, "steps", {}),  # the schema's upper bound (MAX_STEPS)
         ("learning_rate", C.OptimizationConfig, "learning_rate", {"max": 1.0, "step": 1e-6, "round": False}),
         ("rank", C.LoraConfig, "rank", {"max": 1024}),
         ("alpha", C.LoraConfig, "alpha", {"max": 4096}),
@@ -79,6 +79,24 @@ def _schema_fields() -> list[tuple[str, type, str, dict[str, Any]]]:
     ]
 
 
+# A fresh node's values where they are not the schema's. TrainerConfig keeps the reference trainer's defaults (its
+# 13B configs: 3000 steps, 704x480x161 validation videos at 50 steps every 100 steps), which need a far bigger GPU
+# than most ComfyUI users have, and long validation rounds. A fresh node instead trains the 2B model on a 24 GB
+# card: batch 1 with gradient checkpointing, a few hundred steps, and small validation videos (512x320x49 at 25
+# steps) before training, halfway and at the end. Every other widget starts at the schema default
+# (tests/test_nodes.py fails on any other difference).
+NODE_DEFAULTS: dict[str, Any] = {
+    "model": "LTXV_2B_0.9.6_DEV",  # 0.9.5+ releases share the VAE: it fits datasets encoded by the 13B models too
+    "steps": 500,
+    "batch_size": 1,
+    "enable_gradient_checkpointing": True,
+    "validation_interval": 250,
+    "validation_inference_steps": 25,
+    "validation_width": 512,
+    "validation_height": 320,
+    "validation_frames": 49,
+}
+
 _DIM_NAMES = ("validation_width", "validation_height", "validation_frames")
 _DIM_LIMITS = ((32, 4096, 32), (32, 4096, 32), (1, 1025, 8))
 
@@ -90,6 +108,7 @@ def _dims_widgets() -> dict[str, Any]:
     tip = ValidationConfig.model_fields["video_dims"].description
     out = {}
     for name, value, (lo, hi, step), what in zip(_DIM_NAMES, dims, _DIM_LIMITS, ("width", "height", "frames"), strict=True):
+        value = NODE_DEFAULTS.get(name, value)
         out[name] = ("INT", {"default": value, "min": lo, "max": hi, "step": step, "tooltip": f"{tip} This is the {what}."})
     return out
 
@@ -109,6 +128,33 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     for k, v in extra.items():
         out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
+
+
+def _latent_space(source: str) -> str | None:
+    """Which VAE's latents a model reads: named LTX-Video releases from 0.9.5 on share one; None when unknown (a
+    path or a repo id: not checked)."""
+    from ltx_train_lib.models.ltxv.versions import OLD_VAE_VERSIONS
+    from ltx_train_lib.models.registry import all_versions, tiny_sources
+
+    if source in tiny_sources():
+        return f"tiny:{source}"
+    if source in all_versions():
+        return source if source in OLD_VAE_VERSIONS else "ltxv-0.9.5+"
+    return None
+
+
+def _check_latents_fit(model_source: str, dataset_source: str) -> None:
+    """The model picked in TrainLoRA.model must read the latents the dataset's model wrote (the default model is a
+    fixed one, not '(same as dataset)')."""
+    from ltx_train_lib.errors import ConfigError
+
+    mine, theirs = _latent_space(model_source), _latent_space(dataset_source)
+    if mine is not None and theirs is not None and mine != theirs:
+        raise ConfigError(
+            f"TrainLoRA.model: '{model_source}' cannot train on this dataset: its latents were encoded with "
+            f"'{dataset_source}', whose VAE is another; pick '{FROM_DATASET}' (or '{dataset_source}'), or encode the "
+            f"dataset again with PrecomputeLatents.model '{model_source}'"
+        )
 
 
 def build_config(dataset: T.PrecomputedSet, values: dict[str, Any]) -> dict[str, Any]:
@@ -131,6 +177,7 @@ def build_config(dataset: T.PrecomputedSet, values: dict[str, Any]) -> dict[str,
         model_source = dataset.model_source
     else:
         model_source = resolve_model(values["model"], free_text, "TrainLoRA.model")
+    _check_latents_fit(model_source, dataset.model_source)
     cfg["model"]["model_source"] = model_source
     if dataset.trigger_word:
         cfg.setdefault("data", {})["trigger_word"] = dataset.trigger_word  # for the LoRA metadata and the model card
@@ -177,6 +224,22 @@ def step_text(ev: dict[str, Any]) -> str:
 
 
 
+def live_text(text: str, unique_id: str | None, node_key: str | None) -> None:
+    """A live line of the run (step, loss, ETA...) for the node that queued it.
+
+    From the editor (the prompt carries its workflow id, ``node_key`` is ``"<workflow id>:<node id>"``) the line
+    reaches the node through ``ltx_trainer.event``, which the node's monitor widget (web/) shows only in the workflow
+    whose id it names. ComfyUI's progress text is not used then: the frontend shows it on the node with the same id
+    in whichever workflow is on the canvas (see :func:`comfy.progress_text`), i.e. in another open workflow as soon
+    as the user switches tabs. Prompts without a workflow (API clients, which have no monitor widget) get it as
+    ComfyUI progress text, sent to the client that queued them.
+    """
+    if unique_id is not None and node_key is not None and node_key != str(unique_id):
+        log.debug("[node %s] %s", node_key, text)
+        return
+    comfy.progress_text(text, unique_id)
+
+
 def monitor_node_key(extra_pnginfo: Any, unique_id: str | None) -> str | None:
     """``"<workflow id>:<node id>"`` when the prompt carries its workflow (queued from the editor), else the node id."""
     workflow = extra_pnginfo.get("workflow") if isinstance(extra_pnginfo, dict) else None
@@ -215,7 +278,7 @@ class TrainLoRA:
                 "Base model to train. '(same as dataset)' uses the model that encoded the dataset (latents only fit "
                 "the VAE that made them).",
                 extra_first=[FROM_DATASET],
-                default=FROM_DATASET,
+                default=NODE_DEFAULTS["model"],
             ),
             "model_path": model_path_widget(),
             "text_encoder": component_widget(
@@ -224,6 +287,8 @@ class TrainLoRA:
             "vae": component_widget("vae", "VAE for validation videos: a file in models/vae, or from the model."),
         }
         for widget, section, field, opts in _schema_fields():
+            if widget in NODE_DEFAULTS:
+                opts = {**opts, "default": NODE_DEFAULTS[widget]}
             required[widget] = schema_widget(section, field, **opts)
         required.update(_dims_widgets())
         required["num_processes"] = (
@@ -270,7 +335,7 @@ class TrainLoRA:
         )
         comfy.send_event(JOBS_EVENT, {})
         if job.status == jobs.FINISHED:
-            comfy.progress_text(f"already trained: {job.dir}", unique_id)
+            live_text(f"already trained: {job.dir}", unique_id, node_key)
             total = (job.result or {}).get("total") or cfg.optimization.steps
             comfy.Progress(total, unique_id).update(total)
         else:
@@ -292,7 +357,7 @@ class TrainLoRA:
                 if status != jobs.RUNNING:
                     break
                 if comfy.processing_interrupted():
-                    comfy.progress_text("cancelling: waiting for the trainer's checkpoint...", unique_id)
+                    live_text("cancelling: waiting for the trainer's checkpoint...", unique_id, node_key)
                     await asyncio.to_thread(job.cancel, CANCEL_TIMEOUT_S)
                     for ev in job.events[seen:]:
                         self._on_event(job, ev, bar, unique_id, node_key)
@@ -326,17 +391,17 @@ class TrainLoRA:
         if kind == "started":
             bar.update(ev.get("step") or 0, ev.get("total"))
             resumed = f", resumed at step {ev.get('step')}" if ev.get("resumed_from") else ""
-            comfy.progress_text(f"started: {ev.get('total')} steps on {ev.get('num_processes')} process(es){resumed}", unique_id)
+            live_text(f"started: {ev.get('total')} steps on {ev.get('num_processes')} process(es){resumed}", unique_id, node_key)
         elif kind == "step":
             bar.update(ev.get("step") or 0, ev.get("total"))
-            comfy.progress_text(step_text(ev), unique_id)
+            live_text(step_text(ev), unique_id, node_key)
         elif kind == "sample":
-            comfy.progress_text(f"validation videos at step {ev.get('step')}", unique_id)
+            live_text(f"validation videos at step {ev.get('step')}", unique_id, node_key)
         elif kind == "checkpoint":
-            comfy.progress_text(f"checkpoint at step {ev.get('step')}", unique_id)
+            live_text(f"checkpoint at step {ev.get('step')}", unique_id, node_key)
         elif kind == "done":
             bar.update(ev.get("total") or ev.get("step") or 0, ev.get("total"))
-            comfy.progress_text(f"done: {ev.get('step')} steps", unique_id)
+            live_text(f"done: {ev.get('step')} steps", unique_id, node_key)
 
     def _output(self, job: Any, cfg: Any, dataset: T.PrecomputedSet, unique_id: str | None) -> dict[str, Any]:
         from ltx_train_lib.events import read_events

@@ -145,10 +145,15 @@ def test_every_input_has_a_tooltip_and_no_token_widget():
 
 
 def test_train_widget_defaults_are_the_schema_defaults(tmp_path):
+    """Every TrainLoRA widget starts at the schema default, except the documented node overrides
+    (nodes/train.py NODE_DEFAULTS: a fresh node that trains the 2B model on a 24 GB GPU)."""
     from ltx_train_lib import config as C
+    from ltx_train_lib.errors import ConfigError
     from nodes import train
 
     spec = node("TrainLoRA").INPUT_TYPES()["required"]
+    overrides = train.NODE_DEFAULTS
+    assert set(overrides) <= set(spec), "NODE_DEFAULTS names a widget the node does not have"
     for widget, section, field, _ in train._schema_fields():
         kind, opts = spec[widget]
         info = section.model_fields[field]
@@ -159,27 +164,45 @@ def test_train_widget_defaults_are_the_schema_defaults(tmp_path):
         expected = 0 if schema_default is None and kind in ("INT", "FLOAT") else schema_default
         if isinstance(kind, list) and expected is None:
             expected = kind[0]
+        if widget in overrides:
+            assert overrides[widget] != expected, f"{widget}: the override equals the schema default; drop it"
+            expected = overrides[widget]
         assert opts["default"] == expected, widget
         for m in info.metadata:  # ranges come from ge/gt/le of the same field
             if getattr(m, "le", None) is not None:
                 assert opts["max"] == m.le, widget
     assert spec["rank"][1]["min"] == 1 and spec["dropout"][1]["max"] == 1.0
     assert spec["validation_interval"][1]["min"] == 0  # 0 = off (None)
-    dims = C.ValidationConfig.model_fields["video_dims"].default
-    assert [spec[n][1]["default"] for n in ("validation_width", "validation_height", "validation_frames")] == list(dims)
+    dims = list(C.ValidationConfig.model_fields["video_dims"].default)
+    for i, name in enumerate(train._DIM_NAMES):
+        dims[i] = overrides.get(name, dims[i])
+    assert [spec[n][1]["default"] for n in train._DIM_NAMES] == dims
     assert spec["optimizer_type"][0] == ["adamw", "adamw8bit"]
+    assert spec["model"][1]["default"] == overrides["model"] and overrides["model"] in spec["model"][0]
+    # The documented fresh node: the 2B model, a few hundred steps, small and rare validation videos, no compile.
+    assert overrides["model"].startswith("LTXV_2B_") and 100 <= overrides["steps"] <= 1000
+    assert tuple(spec[n][1]["default"] for n in train._DIM_NAMES) == (512, 320, 49)
+    assert spec["compile_with_inductor"][1]["default"] is False
 
-    # A config made from untouched widgets is the schema's default config in every field the node exposes.
-    ds = T.PrecomputedSet(tmp_path, None, "LTXV_2B_0.9.6_DEV", ("64x64x9",), 1, "x")
+    # A config made from untouched widgets is the schema's default config in every field the node exposes, but the
+    # overridden ones.
+    ds = T.PrecomputedSet(tmp_path, None, "LTXV_13B_097_DEV", ("64x64x9",), 1, "x")
     cfg = C.config_from_dict(train.build_config(ds, widget_defaults(node("TrainLoRA"))))
     reference = C.TrainerConfig(data=C.DataConfig(preprocessed_data_root=str(tmp_path)), lora=C.LoraConfig())
-    for _, section, field, _ in train._schema_fields():
+    for widget, section, field, _ in train._schema_fields():
         key = train._section_key(section) if section is not C.TrainerConfig else None
         got = getattr(getattr(cfg, key), field) if key else getattr(cfg, field)
         want = getattr(getattr(reference, key), field) if key else getattr(reference, field)
-        assert got == want, f"{key}.{field}"
-    assert cfg.validation.video_dims == reference.validation.video_dims
-    assert cfg.model.model_source == "LTXV_2B_0.9.6_DEV"  # '(same as dataset)'
+        assert got == overrides.get(widget, want), f"{key}.{field}"
+    assert cfg.validation.video_dims == tuple(dims)
+    # The fixed default model, not the dataset's (a 13B dataset's latents fit: 0.9.5+ releases share the VAE).
+    assert cfg.model.model_source == "LTXV_2B_0.9.6_DEV"
+    old = T.PrecomputedSet(tmp_path, None, "LTXV_2B_0.9.1", ("64x64x9",), 1, "x")
+    with pytest.raises(ConfigError, match=r"TrainLoRA.model: 'LTXV_2B_0.9.6_DEV' cannot train on this dataset: .*"
+                                          r"'LTXV_2B_0.9.1'.*pick '\(same as dataset\)'"):
+        train.build_config(old, widget_defaults(node("TrainLoRA")))
+    same = train.build_config(old, {**widget_defaults(node("TrainLoRA")), "model": train.FROM_DATASET})
+    assert same["model"]["model_source"] == "LTXV_2B_0.9.1"
 
 
 def test_precompute_widgets_derive_from_the_schema(tmp_path):
@@ -256,6 +279,7 @@ def test_build_config_maps_widgets_and_names_bad_input(tmp_path):
     ds = T.PrecomputedSet(tmp_path, None, "tiny", ("64x64x9",), 1, "x")
     values = {
         **widget_defaults(node("TrainLoRA")),
+        "model": train.FROM_DATASET,
         "validation_prompts": "a red square\n\n zxq a cat ",
         "target_modules": "to_q,to_v",
         "validation_interval": 0,
@@ -421,6 +445,81 @@ def test_precompute_from_a_dataset_folder_writes_only_to_output(captioned, media
         node("PrecomputeLatents")().precompute(**{**values, "dataset": ""})
 
 
+def test_bucket_errors_name_the_resolution_buckets_widget(root, tiny_model_dir):
+    """From the node, every bucket problem names PrecomputeLatents.resolution_buckets, never the command line's
+    --resolution-buckets (that flag is what the CLI's own messages name)."""
+    from PIL import Image
+
+    from ltx_train_lib.errors import ConfigError, DatasetError
+
+    dataset = root / "input" / "stills"
+    dataset.mkdir(parents=True)
+    Image.new("RGB", (96, 64), (200, 30, 30)).save(dataset / "still.png")
+    (dataset / "captions.json").write_text(json.dumps([{"caption": "a red card", "media_path": "still.png"}]))
+    values = {**widget_defaults(node("PrecomputeLatents")), "model": "tiny", "dataset": "stills"}
+    for bad, problem in ((" ; ", "no resolution bucket given"), ("64x64x10", "the frame count must be 8k+1")):
+        with pytest.raises(ConfigError) as info:
+            node("PrecomputeLatents")().precompute(**{**values, "resolution_buckets": bad})
+        assert str(info.value).startswith("PrecomputeLatents.resolution_buckets: ") and problem in str(info.value)
+        assert "--resolution-buckets" not in str(info.value)
+    # An image and no 1-frame bucket: the skip reason's advice names the widget.
+    with pytest.raises(DatasetError) as info:
+        node("PrecomputeLatents")().precompute(**{**values, "resolution_buckets": "64x64x9"})
+    message = str(info.value)
+    assert "an image needs a bucket with 1 frame" in message and "--resolution-buckets" not in message
+    assert 'e.g. PrecomputeLatents.resolution_buckets "64x64x9;64x64x1"' in message
+    assert message.endswith("fix the dataset or PrecomputeLatents.resolution_buckets")
+
+
+class _Server:
+    """Stand-in for ComfyUI's PromptServer (no ComfyUI here), with send_progress_text's real signature: 0.3.64 and
+    0.33 ``(text, node_id, sid=None)``; later servers ``(text, node_id, prompt_id=None, sid=None)``."""
+
+    def __init__(self, with_prompt_id: bool) -> None:
+        self.client_id, self.last_prompt_id, self.sent = "client-that-queued", "prompt-1", []
+        if with_prompt_id:
+            self.send_progress_text = self._newer
+
+    def send_progress_text(self, text, node_id, sid=None):
+        self.sent.append({"text": text, "node_id": node_id, "sid": sid})
+
+    def _newer(self, text, node_id, prompt_id=None, sid=None):
+        self.sent.append({"text": text, "node_id": node_id, "sid": sid, "prompt_id": prompt_id})
+
+
+@pytest.mark.parametrize("with_prompt_id", [False, True])
+def test_progress_text_goes_to_the_client_that_queued_the_prompt(monkeypatch, with_prompt_id):
+    """Without a sid ComfyUI broadcasts the text to every open editor, and the frontend shows it on the node with
+    that id in whatever workflow it displays; with the queuing client's sid only that editor gets it."""
+    server = _Server(with_prompt_id)
+    monkeypatch.setattr(comfy, "_server", lambda: server)
+    comfy.progress_text("step 1/2", "7")
+    expected = {"text": "step 1/2", "node_id": "7", "sid": "client-that-queued"}
+    assert server.sent == [{**expected, "prompt_id": "prompt-1"} if with_prompt_id else expected]
+
+
+def test_train_live_text_stays_in_the_workflow_that_queued_it(monkeypatch):
+    """Queued from the editor (a workflow id), the live line reaches only the node's workflow-keyed monitor through
+    ltx_trainer.event; ComfyUI's progress text would land on the same node id of another open workflow. A prompt
+    without a workflow (an API client) gets the progress text."""
+    from nodes import train
+
+    texts, sent = [], []
+    monkeypatch.setattr(comfy, "progress_text", lambda text, node_id: texts.append((node_id, text)))
+    monkeypatch.setattr(comfy, "send_event", lambda event, data: sent.append((event, data)))
+
+    class Job:
+        id = "job1"
+
+    step = {"event": "step", "step": 2, "total": 10, "loss": 0.5, "eta_s": 8}
+    key = train.monitor_node_key({"workflow": {"id": "wf-a"}}, "7")
+    assert key == "wf-a:7"
+    train.TrainLoRA()._on_event(Job(), step, comfy.Progress(10), "7", key)
+    assert texts == [] and sent == [("ltx_trainer.event", {"job_id": "job1", "node_id": "wf-a:7", "event": step})]
+    train.TrainLoRA()._on_event(Job(), step, comfy.Progress(10), "7", train.monitor_node_key(None, "7"))
+    assert texts == [("7", "step 2/10  loss 0.5000  ETA 8s")]
+
+
 # ------------------------------------------------------------------------------------------------- jobs layer
 
 
@@ -453,6 +552,7 @@ def test_supervisor_outlives_orphaned_workers():
 def _train_values(**overrides) -> dict:
     values = {
         **widget_defaults(node("TrainLoRA")),
+        "model": "(same as dataset)", "enable_gradient_checkpointing": False,
         "rank": 4, "alpha": 4, "batch_size": 2, "learning_rate": 1e-3, "scheduler_type": "constant",
         "mixed_precision_mode": "no", "compile_with_inductor": False, "num_dataloader_workers": 0,
         "validation_interval": 0, "checkpoint_interval": 0, "training_seed": 7,

@@ -200,7 +200,8 @@ class Graph:
 # Settings that make the examples run on the `tiny` model on a CPU in a few minutes.
 TINY_TRAIN = dict(
     model="(same as dataset)", steps=40, learning_rate=1e-3, rank=4, alpha=4, batch_size=1,
-    scheduler_type="constant", mixed_precision_mode="no", compile_with_inductor=False, num_dataloader_workers=0,
+    scheduler_type="constant", mixed_precision_mode="no", compile_with_inductor=False, enable_gradient_checkpointing=False,
+    num_dataloader_workers=0,
     validation_prompts=SAMPLE_PROMPT, validation_interval=20,
     validation_inference_steps=4, validation_width=96, validation_height=64, validation_frames=17,
     validation_guidance_scale=1.0, checkpoint_interval=10, keep_last_n=2,
@@ -262,7 +263,8 @@ def train_then_generate() -> Graph:
         "sample at the rate you trained at (ComfyUI assumes 25)."))
     pre = g.add("LTXTrainer_PrecomputeLatents", (40, 0), (380, 560), dataset=SAMPLE_DATASET, model="LTXV_2B_0.9.5",
                 resolution_buckets="768x512x49", trigger_word=TRIGGER_WORD, decode_videos=True)
-    train = g.add("LTXTrainer_TrainLoRA", (460, 0), (400, 1100), job_name="LTXV 2B LoRA", steps=1000, learning_rate=2e-4,
+    train = g.add("LTXTrainer_TrainLoRA", (460, 0), (400, 1100), job_name="LTXV 2B LoRA", model="(same as dataset)",
+                  steps=1000, learning_rate=2e-4,
                   rank=32, alpha=32, batch_size=1, validation_prompts=SAMPLE_PROMPT,
                   validation_interval=250, validation_width=768, validation_height=512, validation_frames=49,
                   validation_inference_steps=30, checkpoint_interval=250)

@@ -34,21 +34,20 @@ def build_trainable_model(
         from peft import LoraConfig
 
         assert cfg.lora is not None
-        transformer.add_adapter(
-            LoraConfig(
-                r=cfg.lora.rank,
-                lora_alpha=cfg.lora.alpha,
-                lora_dropout=cfg.lora.dropout,
-                target_modules=list(cfg.lora.target_modules),
-                init_lora_weights=True,
-            )
+        lora_config = LoraConfig(
+            r=cfg.lora.rank,
+            lora_alpha=cfg.lora.alpha,
+            lora_dropout=cfg.lora.dropout,
+            target_modules=list(cfg.lora.target_modules),
+            init_lora_weights=True,
         )
+        # Before the adapter exists: an absurd rank would allocate rank x (in + out) weights per module first.
+        check_lora_rank(cfg.lora.rank, cfg.lora.target_modules, matched_linears(transformer, lora_config))
+        transformer.add_adapter(lora_config)
         params = [p for n, p in transformer.named_parameters() if "lora_" in n]
         for p in params:
             p.requires_grad_(True)
             p.data = p.data.float()  # adapter weights train in fp32 even over a bf16 base
-        if not params:
-            raise ConfigError(f"lora.target_modules {cfg.lora.target_modules} matched no module of the transformer")
     else:
         transformer.requires_grad_(True)
         params = list(transformer.parameters())
@@ -67,6 +66,39 @@ def build_trainable_model(
             log.info("acceleration.compile_with_inductor: skipped on CPU")
     transformer.train()
     return transformer, params
+
+
+def matched_linears(transformer: torch.nn.Module, lora_config) -> dict[str, tuple[int, int]]:
+    """The modules peft will adapt for ``lora_config`` (its own matching rule), as name -> (in_features, out_features)."""
+    from peft.tuners.tuners_utils import check_target_module_exists
+
+    found = {}
+    for name, module in transformer.named_modules():
+        in_f, out_f = getattr(module, "in_features", None), getattr(module, "out_features", None)
+        if not (isinstance(in_f, int) and isinstance(out_f, int)):
+            continue
+        hit = check_target_module_exists(lora_config, name)
+        if hit and type(hit).__name__ != "_ExcludedModule":
+            found[name] = (in_f, out_f)
+    return found
+
+
+def check_lora_rank(rank: int, targets: list[str], matched: dict[str, tuple[int, int]]) -> None:
+    """``lora.rank`` may not exceed min(in_features, out_features) of any adapted module: beyond that a LoRA is no
+    longer low-rank, only bigger (a rank of 100000 once wrote 4.6 GB in 6 steps)."""
+    if not matched:
+        raise ConfigError(
+            f"lora.target_modules {list(targets)} matched no Linear module of the transformer; use names such as "
+            "to_q, to_k, to_v, to_out.0, ff.net.0.proj, ff.net.2"
+        )
+    name, (in_f, out_f) = min(matched.items(), key=lambda item: min(item[1]))
+    limit = min(in_f, out_f)
+    if rank > limit:
+        raise ConfigError(
+            f"lora.rank {rank} is larger than the limit of {limit} for these lora.target_modules: module '{name}' is "
+            f"{in_f} -> {out_f} features, and a LoRA's rank cannot exceed the smaller of the two; set lora.rank to "
+            f"{limit} or less (typical: 16-128), or remove that module from lora.target_modules"
+        )
 
 
 def quantize_frozen_base(transformer: torch.nn.Module, mode: str, exclusions: tuple[str, ...]) -> None:
@@ -94,11 +126,21 @@ def load_weights_only(transformer: torch.nn.Module, path: Path, training_mode: s
         elif layout not in ("diffusers_lora", "peft_lora"):
             raise TrainingError(f"model.load_checkpoint: '{path}' is not a LoRA file (layout: {layout}); give a LoRA .safetensors")
         sd = {k.removeprefix(family.diffusers_prefix): v for k, v in sd.items()}
+        _check_lora_file_fits(transformer, sd, path)
         result = set_peft_model_state_dict(transformer, sd)
         if result.unexpected_keys:
             raise TrainingError(
                 f"model.load_checkpoint: '{path}' has {len(result.unexpected_keys)} keys this LoRA does not have "
-                f"(e.g. {result.unexpected_keys[0]}); check lora.rank and lora.target_modules match the file"
+                f"(e.g. {result.unexpected_keys[0]}); {_file_lora_settings(path, sd)}"
+            )
+        # The result lists every weight the file did not set, the frozen base included; only LoRA weights count.
+        missing = [k.replace(".default.", ".") for k in result.missing_keys if "lora_" in k]
+        if missing:
+            shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+            raise TrainingError(
+                f"model.load_checkpoint: '{path}' has no weights for {len(missing)} of this run's "
+                f"{_count_lora_weights(transformer)} LoRA weights ({shown}), so they would start from scratch; "
+                f"{_file_lora_settings(path, sd)}"
             )
     else:
         if layout == "comfy_full":
@@ -107,6 +149,48 @@ def load_weights_only(transformer: torch.nn.Module, path: Path, training_mode: s
         missing, unexpected = transformer.load_state_dict(sd, strict=False)
         if unexpected or missing:
             raise TrainingError(f"model.load_checkpoint: '{path}' does not match the transformer ({len(missing)} missing, {len(unexpected)} unexpected keys)")
+
+
+def _count_lora_weights(transformer: torch.nn.Module) -> int:
+    return sum(1 for n, _ in transformer.named_parameters() if "lora_" in n)
+
+
+def _file_lora_settings(path: Path, sd: dict[str, torch.Tensor]) -> str:
+    """'use the file's settings' in words: its rank and target modules (from its metadata, else from its keys)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as fh:
+        meta = fh.metadata() or {}
+    ranks = sorted({int(v.shape[0]) for k, v in sd.items() if ".lora_A." in k and v.ndim == 2})
+    rank = meta.get("rank") or (str(ranks[0]) if len(ranks) == 1 else None)
+    targets = meta.get("target_modules")
+    if not targets:
+        names = set()
+        for k in sd:
+            if ".lora_A." in k:
+                parts = k.split(".lora_A.")[0].split(".")
+                names.add(".".join(parts[-2:]) if parts[-1].isdigit() else parts[-1])
+        targets = ",".join(sorted(names))
+    settings = []
+    if rank:
+        settings.append(f"lora.rank {rank}")
+    if targets:
+        settings.append("lora.target_modules [" + ", ".join(t for t in targets.split(",") if t) + "]")
+    if not settings:
+        return "set lora.rank and lora.target_modules to those the file was trained with"
+    return "the file was trained with " + " and ".join(settings) + ": set the same, or drop model.load_checkpoint"
+
+
+def _check_lora_file_fits(transformer: torch.nn.Module, sd: dict[str, torch.Tensor], path: Path) -> None:
+    """Same-named LoRA weights of another rank would fail deep inside torch's load_state_dict: name the rank."""
+    own = {n.replace(".default.", "."): p for n, p in transformer.named_parameters() if "lora_" in n}
+    for key, value in sd.items():
+        mine = own.get(key)
+        if mine is not None and tuple(mine.shape) != tuple(value.shape):
+            raise TrainingError(
+                f"model.load_checkpoint: '{path}' does not fit this LoRA: {key} is {tuple(value.shape)} in the file "
+                f"but {tuple(mine.shape)} here (another lora.rank); {_file_lora_settings(path, sd)}"
+            )
 
 
 def build_optimizer(opt: OptimizationConfig, params: list[torch.nn.Parameter]):

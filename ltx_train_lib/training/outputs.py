@@ -88,3 +88,11 @@ def save_weights(
     meta.update(family.full_model_metadata(model, components))
     export.save_full_model(sd, path, meta)
     return {"model": str(path)}
+
+
+def save_size_estimate(cfg: TrainerConfig, params: list[torch.nn.Parameter]) -> int:
+    """Bytes one checkpoint save writes, roughly: the state checkpoint (the trainable weights and AdamW's two moments,
+    ~3x their size) plus the weight files written beside it (the LoRA pair, or the full model)."""
+    weights = sum(p.numel() * (4 if cfg.model.training_mode == "lora" else p.element_size()) for p in params)
+    files = 2 if cfg.model.training_mode == "lora" else 1
+    return 3 * weights + files * weights

@@ -27,14 +27,14 @@ from ltx_train_lib.config import TrainerConfig, dump_config
 from ltx_train_lib.data import BucketBatchPlan, PrecomputedDataset, collate
 from ltx_train_lib.errors import ConfigError, TrainingError
 from ltx_train_lib.events import EVENTS_FILE, EventWriter
-from ltx_train_lib.fileio import write_text_atomic
+from ltx_train_lib.fileio import check_writable_dir, translate_write_errors, write_text_atomic
 from ltx_train_lib.locks import FolderBusy, describe_owner, folder_lock
 from ltx_train_lib.models.registry import family_for_source
 from ltx_train_lib.training import checkpoint as ckpt
 from ltx_train_lib.training import state as run_state
 from ltx_train_lib.training.listeners import build_listeners, close_listeners
 from ltx_train_lib.training.model_setup import build_optimizer, build_trainable_model
-from ltx_train_lib.training.outputs import save_weights
+from ltx_train_lib.training.outputs import save_size_estimate, save_weights
 from ltx_train_lib.training.state import config_fingerprint  # noqa: F401 - re-exported for callers
 from ltx_train_lib.training.stop import PARENT_PID_ENV, StopFlag, peak_memory_mb  # noqa: F401 - PARENT_PID_ENV re-exported
 from ltx_train_lib.training.strategy import build_strategy
@@ -126,9 +126,11 @@ class Trainer:
         scaler = getattr(self.accelerator, "scaler", None)
         state = run_state.training_state(step, self.optimizer, self.scheduler, self.plan, rng_states, scaler, self.losses)
         meta = {"fingerprint": self.fingerprint, "world_size": self.world_size, "training_mode": self.cfg.model.training_mode}
-        path = ckpt.save_state_checkpoint(self.output_dir, step, trainable, state, meta)
-        self._save_weights(ckpt.checkpoints_dir(self.output_dir), suffix=f"_step_{step:05d}", step=step)
-        ckpt.prune_checkpoints(self.output_dir, self.cfg.checkpoints.keep_last_n)
+        self._check_room()
+        with self._writing():
+            path = ckpt.save_state_checkpoint(self.output_dir, step, trainable, state, meta)
+            self._save_weights(ckpt.checkpoints_dir(self.output_dir), suffix=f"_step_{step:05d}", step=step)
+            ckpt.prune_checkpoints(self.output_dir, self.cfg.checkpoints.keep_last_n)
         self._emit("checkpoint", step=step, path=str(path))
         self.accelerator.wait_for_everyone()
         return path
@@ -151,6 +153,23 @@ class Trainer:
         return str(latest.path)
 
     # ------------------------------------------------------------------ outputs
+    def _kept_hint(self) -> str:
+        latest = ckpt.latest_state_checkpoint(self.output_dir)
+        if latest is None:
+            return "No checkpoint of this run was written yet."
+        return f"Nothing written before is lost: the newest checkpoint ({latest.path}) is kept, and running again resumes from it."
+
+    def _check_room(self) -> None:
+        """Free space for one checkpoint save (weights, optimizer state and weight files), before writing it."""
+        check_writable_dir(self.output_dir, "output_dir", needed_bytes=self._save_bytes, hint=self._kept_hint())
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """Around the writes into output_dir: an OSError (read-only, no permission, disk full) becomes one OutputError
+        naming output_dir, the problem, the fix and what is kept."""
+        with translate_write_errors(self.output_dir, "output_dir", self._kept_hint()):
+            yield
+
     def _save_weights(self, folder: Path, suffix: str = "", step: int = 0) -> dict[str, str]:
         return save_weights(self.cfg, self.family, self.unwrapped, folder, model_label=self.model_label, suffix=suffix, step=step,
                             components=self.components, frame_rates=self.frame_rates)
@@ -194,7 +213,7 @@ class Trainer:
         from accelerate import Accelerator
 
         cfg = self.cfg
-        # Bad input is reported before anything is written (not even an events file).
+        # Bad input is reported before anything is written (not even an events file); output_dir is checked next.
         dataset = self._check_inputs()
         if int(os.environ.get("WORLD_SIZE", "1")) == 1:
             # In-process reuse (tests, notebooks): start from a clean accelerate state each run.
@@ -225,7 +244,9 @@ class Trainer:
     @contextlib.contextmanager
     def _own_output_dir(self):
         """One trainer per output folder (a second one stops at once, naming the first); then the temp files an
-        interrupted run left (half-written checkpoints, weights) are removed: nobody else can be writing them."""
+        interrupted run left (half-written checkpoints, weights) are removed: nobody else can be writing them.
+        First of all the folder must be writable (read-only, no permission, a file in the way: one OutputError)."""
+        check_writable_dir(self.output_dir, "output_dir")
         try:
             with folder_lock(self.output_dir, "trainer"):
                 removed = ckpt.remove_interrupted_writes(self.output_dir)
@@ -262,6 +283,9 @@ class Trainer:
         self.frame_rates = dataset.fps_counts()  # the weights' header and card name the fps to sample at
         self.model_dtype = base_dtype
         transformer, params = build_trainable_model(cfg, self.family, self.components.transformer, self.device)
+        self._save_bytes = save_size_estimate(cfg, params)
+        if self.is_main:
+            self._check_room()  # before training spends any time
 
         opt = cfg.optimization
         optimizer, self.scheduler = build_optimizer(opt, params)
@@ -272,8 +296,8 @@ class Trainer:
         resumed_from = self._resume()
 
         if self.is_main:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(self.output_dir / "training_config.yaml", dump_config(cfg))
+            with self._writing():
+                write_text_atomic(self.output_dir / "training_config.yaml", dump_config(cfg))
             # TensorBoard / W&B listen to the event stream (_emit feeds them); the id keeps a resumed W&B run's chart
             self._run_listeners = build_listeners(cfg, self.output_dir, run_id=f"{self.output_dir.name}-{self.fingerprint}")
         total = opt.steps
@@ -399,7 +423,9 @@ class Trainer:
             # A final state checkpoint makes a finished run recognisable (re-queueing returns at once).
             self._save_checkpoint(self.step)
         if self.is_main:
-            outputs = self._save_weights(self.output_dir, step=self.step)
+            self._check_room()
+            with self._writing():
+                outputs = self._save_weights(self.output_dir, step=self.step)
             outputs["training_config"] = str(self.output_dir / "training_config.yaml")
         if not resumed_only and self.validation_enabled:
             self._validate(self.step)  # samples of the final weights
