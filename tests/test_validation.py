@@ -281,3 +281,90 @@ def test_trainer_encodes_prompts_once_frees_the_encoder_and_samples_at_the_datas
     assert saved["validation"]["frame_rate"] == 15.0
     _, fps = read_video_frames(out / "validation_samples" / "step_000002_p0_v0.mp4")
     assert round(fps) == 15
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_the_sampler_feeds_the_family_positions_and_the_causal_flag(components, monkeypatch, causal: bool) -> None:
+    """Every transformer call gets explicit positions from family.token_positions, asked for the causal offset
+    exactly when the model has it (components.extras), so validation sees the positions training and ComfyUI use."""
+    import dataclasses
+
+    from ltx_train_lib.models.family import ForwardInputs
+
+    family = type(get_family("ltxv"))
+    real_positions, real_predict = family.token_positions, family.predict
+    asked: list[dict] = []
+    given: list[torch.Tensor] = []
+    fed: list[ForwardInputs] = []
+
+    def spying_positions(self, batch_size, latent_shape, fps, **kwargs):
+        asked.append(kwargs)
+        positions = real_positions(self, batch_size, latent_shape, fps)
+        if kwargs.get("causal_temporal_positioning"):
+            positions = positions.clone()
+            positions[:, 0] += 1.0  # a stand-in offset: whatever the family returns must be what the model gets
+        given.append(positions)
+        return positions
+
+    def spying_predict(self, model, inputs, *, device, dtype):
+        fed.append(inputs)
+        return real_predict(self, model, inputs, device=device, dtype=dtype)
+
+    monkeypatch.setattr(family, "token_positions", spying_positions)
+    monkeypatch.setattr(family, "predict", spying_predict)
+    components.extras["causal_temporal_positioning"] = causal
+    cfg = ValidationConfig(prompts=[PROMPT], video_dims=(64, 64, 9), inference_steps=2)
+    cond = _conditions(components, cfg)
+    _sampler(components).denoise(cfg, cond.prompts[0], cond.negative, torch.Generator().manual_seed(0), frame_rate=20.0,
+                                 image=_image(0))
+    assert asked == [{"causal_temporal_positioning": True} if causal else {}]
+    assert len(fed) == 2 and all(torch.equal(i.positions, given[0]) for i in fed)
+    assert all(i.fps == 20.0 for i in fed)
+    if "causal_temporal_positioning" in {f.name for f in dataclasses.fields(ForwardInputs)}:
+        assert all(i.causal_temporal_positioning is causal for i in fed)
+
+
+def test_prompts_are_encoded_with_the_configured_text_encoding_where_the_family_takes_one(tiny_model_dir, caplog) -> None:
+    from ltx_train_lib.config import ModelConfig
+    from ltx_train_lib.training.validation import encode_validation_prompts
+
+    family = get_family("ltxv")
+    seen: list[dict] = []
+
+    class WithEncoding:
+        def encode_prompts(self, tokenizer, text_encoder, prompts, *, encoding="comfyui"):
+            seen.append({"n": len(prompts), "encoding": encoding})
+            return family.encode_prompts(tokenizer, text_encoder, prompts)
+
+        def load_components(self, *args, **kwargs):
+            return family.load_components(*args, **kwargs)
+
+    cfg = ValidationConfig(prompts=["a", "b"], negative_prompt="c")
+    with caplog.at_level("WARNING"):
+        cond = encode_validation_prompts(WithEncoding(), ModelConfig(model_source="tiny"), cfg, device=torch.device("cpu"),
+                                         dtype=torch.float32, load_in_8bit=True, encoding="reference")
+    assert seen == [{"n": 3, "encoding": "reference"}]
+    assert "load_text_encoder_in_8bit needs a CUDA GPU" in caplog.text  # 8-bit falls back on a CPU machine
+    assert len(cond.prompts) == 2 and cond.negative["prompt_embeds"].shape == (256, 32)
+    # a family without the argument is called without it
+    plain = encode_validation_prompts(family, ModelConfig(model_source="tiny"), cfg, device=torch.device("cpu"),
+                                      dtype=torch.float32, encoding="reference")
+    assert torch.equal(plain.prompts[1]["prompt_embeds"], cond.prompts[1]["prompt_embeds"])
+
+
+def test_dataset_frame_rate_is_the_most_common_video_rate(tmp_path: Path, caplog) -> None:
+    from ltx_train_lib.data import PrecomputedDataset
+    from ltx_train_lib.training.validation import dataset_frame_rate, resolved_frame_rate
+    from tests.conftest import make_precomputed
+
+    root = make_precomputed(tmp_path / "ds", [(2, 2, 2)] * 3 + [(1, 2, 2)], fps=30.0)
+    ds = PrecomputedDataset(root)
+    first = ds.samples[0].latents_path
+    lat = torch.load(first, weights_only=True)
+    torch.save({**lat, "fps": 24.0}, first)
+    image = next(s.latents_path for s in ds.samples if s.shape[0] == 1)
+    torch.save({**torch.load(image, weights_only=True), "fps": 24.0}, image)  # images do not vote
+    with caplog.at_level("WARNING"):
+        assert dataset_frame_rate(PrecomputedDataset(root)) == 30.0
+    assert "mixes frame rates" in caplog.text and "24 fps x1" in caplog.text
+    assert resolved_frame_rate(ValidationConfig()) == 25.0 and resolved_frame_rate(ValidationConfig(frame_rate=12)) == 12.0

@@ -103,7 +103,8 @@ def _encode(family: ModelFamily, tokenizer, text_encoder, prompts: Sequence[str]
     """``family.encode_prompts``, passing the text encoding (``data.text_encoding``) where the family takes one."""
     import inspect
 
-    if encoding is not None and "encoding" in inspect.signature(family.encode_prompts).parameters:
+    params = inspect.signature(family.encode_prompts).parameters.values()
+    if encoding is not None and any(p.name == "encoding" or p.kind is p.VAR_KEYWORD for p in params):
         return family.encode_prompts(tokenizer, text_encoder, prompts, encoding=encoding)
     return family.encode_prompts(tokenizer, text_encoder, prompts)
 
