@@ -186,7 +186,13 @@ class ValidationConfig(_Section):
     images: list[str] | None = Field(None, description="First-frame images for image-to-video validation, one per prompt.")
     reference_videos: list[str] | None = Field(None, description="Reference videos for IC-LoRA validation, one per prompt.")
     video_dims: tuple[int, int, int] = Field((704, 480, 161), description="Width, height, frames of validation videos (W,H multiple of 32; F = 8k+1).")
-    frame_rate: float = Field(25.0, gt=0, description="(addition) Frame rate for RoPE and for the written mp4.")
+    frame_rate: float | None = Field(
+        None,
+        gt=0,
+        description="(addition) Frame rate for RoPE and for the written mp4; null = the dataset's fps (the most common "
+        "fps of its clips; training_config.yaml records the value used). Sample in ComfyUI at this rate too "
+        "(LTXVConditioning frame_rate).",
+    )
     seed: int = Field(42, description="Generator seed for validation sampling.")
     inference_steps: int = Field(50, gt=0, description="Denoising steps per validation video.")
     interval: int | None = Field(100, gt=0, description="Validate every N optimizer steps; null disables validation.")

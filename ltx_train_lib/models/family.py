@@ -256,9 +256,11 @@ class ModelFamily(ABC):
     @abstractmethod
     def validation_sampler(self, components: ModelComponents, transformer: torch.nn.Module, device: Any, *,
                            image_to_video: bool = False) -> Any:
-        """An object with ``generate(cfg, prompt, generator, image=None)`` (float frames [F, H, W, 3] in [0, 1]),
-        ``with_reference(cfg, prompt, reference, generator, image=None)`` (uint8 frames) and ``close()``; see
-        :class:`ltx_train_lib.models.ltxv.validation.LtxvSampler`."""
+        """An object with ``generate(cfg, prompt, negative, generator, *, frame_rate, image=None, reference=None)``
+        (uint8 frames [F, H, W, 3]; ``prompt``/``negative`` are condition dicts from :meth:`encode_prompts`, encoded
+        once at training start: the sampler has no text encoder; ``reference`` an IC-LoRA reference video) and
+        ``close()``. It samples through :meth:`predict` with :meth:`token_positions`, as training does, and keeps the
+        VAE on ``device`` only while it encodes or decodes; see :class:`ltx_train_lib.models.ltxv.validation.LtxvSampler`."""
 
     @abstractmethod
     def card_text(self, facts: Any) -> Any:

@@ -3,7 +3,9 @@ fine-tune, initial weights, gradient checkpointing, per-block compile, and the o
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,9 +61,7 @@ def build_trainable_model(
     if cfg.acceleration.compile_with_inductor:
         if device.type == "cuda":
             torch._dynamo.config.cache_size_limit = 128
-            blocks = family.blocks(transformer)
-            for i, block in enumerate(blocks):
-                blocks[i] = torch.compile(block, mode=cfg.acceleration.compilation_mode)
+            compile_blocks(family, transformer, mode=cfg.acceleration.compilation_mode)
         else:
             log.info("acceleration.compile_with_inductor: skipped on CPU")
     transformer.train()
@@ -99,6 +99,41 @@ def check_lora_rank(rank: int, targets: list[str], matched: dict[str, tuple[int,
             f"{in_f} -> {out_f} features, and a LoRA's rank cannot exceed the smaller of the two; set lora.rank to "
             f"{limit} or less (typical: 16-128), or remove that module from lora.target_modules"
         )
+
+
+def compile_blocks(family: ModelFamily, transformer: torch.nn.Module, **compile_kwargs) -> None:
+    """Replace each of the family's blocks by ``torch.compile(block, **compile_kwargs)``; the compiled wrapper keeps
+    the eager block (``_orig_mod``, same parameters), which :func:`eager_blocks` puts back for validation."""
+    blocks = family.blocks(transformer)
+    for i, block in enumerate(blocks):
+        blocks[i] = torch.compile(block, **compile_kwargs)
+
+
+def _is_compiled(module: torch.nn.Module) -> bool:
+    from torch._dynamo.eval_frame import OptimizedModule
+
+    return isinstance(module, OptimizedModule)
+
+
+@contextlib.contextmanager
+def eager_blocks(family: ModelFamily, transformer: torch.nn.Module) -> Iterator[None]:
+    """Inside the block, ``transformer`` runs its original eager blocks instead of the compiled ones.
+
+    Validation differs from a training step in shapes, grad mode and train/eval mode: compiled blocks would
+    recompile (or replay CUDA graphs captured for training under ``reduce-overhead``), as the reference trainer
+    avoided by forcing eager sampling. The compiled wrappers come back afterwards, also on failure.
+    """
+    blocks = family.blocks(transformer)
+    swapped = []
+    for i, block in enumerate(blocks):
+        if _is_compiled(block):
+            swapped.append((i, block))
+            blocks[i] = block._orig_mod
+    try:
+        yield
+    finally:
+        for i, block in swapped:
+            blocks[i] = block
 
 
 def quantize_frozen_base(transformer: torch.nn.Module, mode: str, exclusions: tuple[str, ...]) -> None:

@@ -38,7 +38,12 @@ from ltx_train_lib.training.outputs import save_size_estimate, save_weights
 from ltx_train_lib.training.state import config_fingerprint  # noqa: F401 - re-exported for callers
 from ltx_train_lib.training.stop import PARENT_PID_ENV, StopFlag, peak_memory_mb  # noqa: F401 - PARENT_PID_ENV re-exported
 from ltx_train_lib.training.strategy import build_strategy
-from ltx_train_lib.training.validation import check_validation_inputs, generate_validation_videos
+from ltx_train_lib.training.validation import (
+    check_validation_inputs,
+    dataset_frame_rate,
+    encode_validation_prompts,
+    generate_validation_videos,
+)
 
 log = logging.getLogger("ltx_train_lib.trainer")
 
@@ -113,6 +118,38 @@ class Trainer:
             return "no"
         return mode
 
+    def _sampling_dtype(self) -> torch.dtype:
+        """The training dtype for the VAE and the text encoder: bf16 under bf16 mixed precision; under fp16 bf16 too
+        where the GPU has it (T5 and the LTX VAE overflow in fp16), else fp32."""
+        mode = self._mixed_precision()
+        if mode == "bf16" or (mode == "fp16" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()):
+            return torch.bfloat16
+        return torch.float32
+
+    def _resolve_frame_rate(self, dataset: PrecomputedDataset) -> None:
+        """A null validation.frame_rate becomes the dataset's fps (what RoPE saw in training), so samples, the mp4
+        and training_config.yaml all carry the rate to sample at in ComfyUI."""
+        if self.cfg.validation.frame_rate is None:
+            fps = dataset_frame_rate(dataset)
+            self.cfg = self.cfg.model_copy(update={"validation": self.cfg.validation.model_copy(update={"frame_rate": fps})})
+
+    def _encode_validation_prompts(self) -> None:
+        """Validation and negative prompts, encoded once (rank 0, where validation runs) before the transformer
+        reaches the device; the text encoder is freed right after."""
+        self.validation_conditions = None
+        if not (self.validation_enabled and self.is_main):
+            return
+        cfg = self.cfg
+        self.validation_conditions = encode_validation_prompts(
+            self.family,
+            cfg.model,
+            cfg.validation,
+            device=self.device,
+            dtype=self._sampling_dtype(),
+            load_in_8bit=cfg.acceleration.load_text_encoder_in_8bit,
+            encoding=getattr(cfg.data, "text_encoding", None),
+        )
+
     # ------------------------------------------------------------------ state
     def _save_checkpoint(self, step: int) -> Path | None:
         from accelerate.utils import gather_object
@@ -184,7 +221,8 @@ class Trainer:
                 # Validation must not disturb the training random streams (exact resume depends on them).
                 with torch.random.fork_rng(devices=[]):
                     paths = generate_validation_videos(self.components, model, self.cfg.validation, step, self.output_dir,
-                                                       self.device, reference_mode=self.strategy.uses_reference_videos)
+                                                       self.device, reference_mode=self.strategy.uses_reference_videos,
+                                                       conditions=self.validation_conditions)
             except Exception as exc:  # noqa: BLE001 - samples are a view of training, never a reason to lose it
                 log.warning("validation at step %d failed: %s", step, exc)
                 self._emit("validation_failed", step=step, message=f"{type(exc).__name__}: {exc}"[:2000])
@@ -262,6 +300,7 @@ class Trainer:
     def _train(self, dataset: PrecomputedDataset) -> TrainResult:
         from ltx_train_lib.models.loader import load_components
 
+        self._resolve_frame_rate(dataset)
         cfg, acc = self.cfg, self.accelerator
         torch.manual_seed(cfg.seed)  # identical adapter initialisation on every rank
         random.seed(cfg.seed)
@@ -269,15 +308,17 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(cfg.seed * 1000 + self.rank)  # per-rank noise stream
 
         base_dtype = torch.bfloat16 if (cfg.model.training_mode == "lora" and self._mixed_precision() == "bf16") else torch.float32
-        wanted = ("transformer", "vae", "text_encoder", "tokenizer", "scheduler") if self.validation_enabled else ("transformer",)
+        # No text encoder: the validation prompts are encoded once below and the encoder freed (the VAE stays on the
+        # CPU in the training dtype and visits the device only while a validation encodes or decodes).
+        wanted = ("transformer", "vae", "scheduler") if self.validation_enabled else ("transformer",)
         self.components = load_components(
             cfg.model.model_source,
             wanted,
             transformer_dtype=base_dtype,
-            text_encoder_path=cfg.model.text_encoder_path,
-            tokenizer_path=cfg.model.tokenizer_path,
+            vae_dtype=self._sampling_dtype(),
             vae_path=cfg.model.vae_path,
         )
+        self._encode_validation_prompts()
         self.model_label = self.components.label
         self.strategy.use_components(self.components)  # the checkpoint's RoPE rule (causal offset) reaches the loss
         self.frame_rates = dataset.fps_counts()  # the weights' header and card name the fps to sample at

@@ -175,7 +175,7 @@ class LtxvFamily(ModelFamily):
     def validation_sampler(self, components, transformer, device, *, image_to_video: bool = False):
         from ltx_train_lib.models.ltxv.validation import LtxvSampler
 
-        return LtxvSampler(components, transformer, device, image_to_video=image_to_video)
+        return LtxvSampler(components, transformer, device, image_to_video=image_to_video, family=self)
 
     def card_text(self, facts: Any):
         from ltx_train_lib.models.ltxv.card import card_text

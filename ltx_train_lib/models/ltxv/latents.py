@@ -21,17 +21,30 @@ def encode_latents(vae, pixels: torch.Tensor, generators: Sequence[torch.Generat
     """
     import torch
 
-    param = next(vae.parameters())
-    with torch.inference_mode():
-        dist = vae.encode(pixels.to(param.device, param.dtype)).latent_dist
-        # A list of generators: diffusers draws each sample's noise from its own generator (on the CPU).
-        latents = normalize_latents(dist.sample(generator=list(generators)), vae)
-        _, _, f, h, w = latents.shape
-        tokens = pack_latents(latents)
+    tokens, (f, h, w) = encode_tokens(vae, pixels, generators)
     return [
         {"latents": tokens[i].to("cpu", torch.bfloat16).clone(), "num_frames": f, "height": h, "width": w}
         for i in range(tokens.shape[0])
     ]
+
+
+def encode_tokens(
+    vae, pixels: torch.Tensor, generators: Sequence[torch.Generator], dtype: torch.dtype | None = None
+) -> tuple[torch.Tensor, tuple[int, int, int]]:
+    """The packed, normalised latent sample [B, F'*H'*W', C] of [B,3,F,H,W] pixels (on the VAE's device, normalised
+    in ``dtype``, default the VAE's) and the latent (F', H', W'); :func:`encode_latents` stores these in the cache
+    schema, validation conditions on them at full precision."""
+    import torch
+
+    param = next(vae.parameters())
+    with torch.inference_mode():
+        dist = vae.encode(pixels.to(param.device, param.dtype)).latent_dist
+        # A list of generators: diffusers draws each sample's noise from its own generator (on the CPU).
+        sample = dist.sample(generator=list(generators))
+        latents = normalize_latents(sample if dtype is None else sample.to(dtype), vae)
+        _, _, f, h, w = latents.shape
+        tokens = pack_latents(latents)
+    return tokens.clone(), (f, h, w)  # clone(): a normal tensor (not an inference tensor) for the caller
 
 
 def decode_latents(vae, latents: torch.Tensor, num_frames: int, height: int, width: int) -> np.ndarray:
