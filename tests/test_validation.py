@@ -331,7 +331,7 @@ def test_prompts_are_encoded_with_the_configured_text_encoding_where_the_family_
     class WithEncoding:
         def encode_prompts(self, tokenizer, text_encoder, prompts, *, encoding="comfyui"):
             seen.append({"n": len(prompts), "encoding": encoding})
-            return family.encode_prompts(tokenizer, text_encoder, prompts)
+            return family.encode_prompts(tokenizer, text_encoder, prompts, encoding=encoding)
 
         def load_components(self, *args, **kwargs):
             return family.load_components(*args, **kwargs)
@@ -343,7 +343,7 @@ def test_prompts_are_encoded_with_the_configured_text_encoding_where_the_family_
     assert seen == [{"n": 3, "encoding": "reference"}]
     assert "load_text_encoder_in_8bit needs a CUDA GPU" in caplog.text  # 8-bit falls back on a CPU machine
     assert len(cond.prompts) == 2 and cond.negative["prompt_embeds"].shape == (256, 32)
-    # a family without the argument is called without it
+    # the real family with the same encoding gives the same conditions
     plain = encode_validation_prompts(family, ModelConfig(model_source="tiny"), cfg, device=torch.device("cpu"),
                                       dtype=torch.float32, encoding="reference")
     assert torch.equal(plain.prompts[1]["prompt_embeds"], cond.prompts[1]["prompt_embeds"])
