@@ -18,7 +18,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from ltx_train_lib.config import config_from_dict
-from ltx_train_lib.data import BucketBatchPlan, PrecomputedDataset
+from ltx_train_lib.data import BucketBatchPlan, PrecomputedDataset, collate
 from ltx_train_lib.errors import ConfigError, DatasetError, TrainingError
 from ltx_train_lib.events import read_events
 from ltx_train_lib.training import checkpoint as ckpt
@@ -230,17 +230,122 @@ def test_changed_settings_refuse_to_resume(tmp_path: Path, precomputed_dataset: 
         _train(tiny_config_dict(precomputed_dataset, tmp_path / "o", optimization__steps=4, optimization__learning_rate=0.5))
 
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path, precomputed_dataset: Path, tiny_model_dir: Path) -> None:
+def _train_until(cfg_dict: dict, stop_at: int, *, sigterm_group: bool = False):
+    """Train; after step ``stop_at`` the run stops as on a cancel (a resumable checkpoint, then ``cancelled``): by a
+    SIGTERM from another process to this one and its children (``sigterm_group``: what ``jobs.cancel`` does to a job's
+    process group, loader workers included) or by setting the stop flag."""
+    import multiprocessing
+
+    trainer = Trainer(config_from_dict(cfg_dict))
+
+    def stop(record: dict) -> None:
+        if record["event"] == "step" and record["step"] == stop_at:
+            if not sigterm_group:
+                trainer.stop.reason = "test"
+                return
+            workers = multiprocessing.active_children()
+            assert workers, "expected DataLoader worker processes"
+            # from another process: torch's workers exit quietly on a SIGTERM from their parent, not on a cancel's
+            pids = [*(w.pid for w in workers), os.getpid()]
+            subprocess.run([sys.executable, "-c", f"import os, signal\nfor p in {pids}: os.kill(p, signal.SIGTERM)"], check=True)
+            time.sleep(0.5)
+            # a worker killed by it would crash the run at its next batch (or at once, from torch's SIGCHLD handler)
+            assert all(w.is_alive() for w in workers), "a loader worker died of the cancel's SIGTERM"
+
+    trainer.listeners = [stop]
+    return trainer.train()
+
+
+def test_sigterm_with_loader_workers_and_lora_dropout_then_resume_equals_uninterrupted_run(
+    tmp_path: Path, precomputed_dataset: Path, tiny_model_dir: Path
+) -> None:
+    # Two faults this caught: a DataLoader start drew its workers' base seed from the global torch RNG, the stream LoRA
+    # dropout uses (a run resumed mid-epoch, one more loader start, ended 3e-3 away); and a cancel (SIGTERM to the whole
+    # process group) killed the loader workers, which crashed the run instead of letting it stop after the step.
+    common = dict(optimization__steps=6, checkpoints__interval=None, data__num_dataloader_workers=2,
+                  lora={"rank": 4, "alpha": 4, "dropout": 0.1, "target_modules": ["to_q", "to_k", "to_v", "to_out.0"]})
+    assert len(BucketBatchPlan(PrecomputedDataset(precomputed_dataset), 2, 7).batches_for_epoch(0)) == 3  # 4: mid-epoch
+    assert _train(tiny_config_dict(precomputed_dataset, tmp_path / "full", **common)).status == "done"
+    first = _train_until(tiny_config_dict(precomputed_dataset, tmp_path / "kill", **common), stop_at=4, sigterm_group=True)
+    assert first.status == "cancelled" and first.step == 4
+    assert read_events(tmp_path / "kill" / "events.jsonl")[-1]["reason"] == "SIGTERM"
+    resumed = _train(tiny_config_dict(precomputed_dataset, tmp_path / "kill", **common))
+    assert resumed.status == "done" and resumed.step == 6
+    assert [e["step"] for e in read_events(tmp_path / "kill" / "events.jsonl") if e["event"] == "started"] == [0, 4]
+    a = _tensors(tmp_path / "full" / "lora_weights.safetensors")
+    b = _tensors(tmp_path / "kill" / "lora_weights.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs after resume"
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine", "cosine_with_restarts", "polynomial", "constant"])
+def test_schedule_clock_rebases_continuously(kind: str) -> None:
+    from ltx_train_lib.training.schedule import ScheduleClock, lr_factor
+
+    clock = ScheduleClock(100)
+    assert [clock.factor(kind, {}, s, 1e-3, 10) for s in range(101)] == [lr_factor(kind, {}, s, 100, 1e-3, 10) for s in range(101)]
+    longer = clock.rebased(40, 250)
+    assert longer.factor(kind, {}, 40, 1e-3) == pytest.approx(lr_factor(kind, {}, 40, 100, 1e-3))  # continuous
+    assert longer.factor(kind, {}, 250, 1e-3) == pytest.approx(lr_factor(kind, {}, 100, 100, 1e-3))  # the end value
+    shorter = ScheduleClock.from_state_dict(longer.state_dict(), 0).rebased(145, 150)  # saved, resumed, re-based again
+    assert shorter.position(145) == pytest.approx(longer.position(145)) and shorter.position(150) == 100
+    assert longer.rebased(40, 250) is longer
+
+
+def test_changed_steps_rebase_the_schedule_and_fewer_steps_refuse(tmp_path: Path, precomputed_dataset: Path, tiny_model_dir: Path) -> None:
+    out = tmp_path / "o"
+    cfg = tiny_config_dict(precomputed_dataset, out, optimization__steps=4, optimization__scheduler_type="linear", checkpoints__interval=None)
+    assert _train_until(cfg, stop_at=2).step == 2
+    longer = dict(cfg, optimization=dict(cfg["optimization"], steps=6))
+    assert _train_until(longer, stop_at=4).step == 4  # re-based at 2 ...
+    assert _train(longer).status == "done"  # ... and the saved clock keeps the re-based schedule
+    lrs = {e["step"]: e["lr"] for e in read_events(out / "events.jsonl") if e["event"] == "step"}
+    # linear 1.0 -> 0.1 over 4 steps; from step 2 on the remaining half of the schedule is spread over 4 steps
+    position = {1: 1, 2: 2, 3: 2.5, 4: 3, 5: 3.5, 6: 4}
+    assert lrs == {s: pytest.approx(1e-3 * (1 - 0.9 * p / 4)) for s, p in position.items()}
+    assert lrs[6] == pytest.approx(1e-4)  # the schedule's end value at the new total
+    with pytest.raises(TrainingError, match=r"already at step 6, past optimization.steps 5.*optimization.steps to 6 or more.*new output_dir"):
+        _train(dict(cfg, optimization=dict(cfg["optimization"], steps=5)))
+    assert _train(longer).status == "done"  # the same total again: already done, nothing trained
+    assert len([e for e in read_events(out / "events.jsonl") if e["event"] == "step"]) == 6
+
+
+def test_changed_dataset_refuses_to_resume(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from ltx_train_lib.training.state import dataset_signature
+
+    root = make_precomputed(tmp_path / "ds", [(2, 2, 2)] * 4)
+    latents = root / ".precomputed" / "latents"
+    before = dataset_signature(PrecomputedDataset(root))
+    for p in latents.glob("*.pt"):
+        os.utime(p, ns=(1, 1))  # a copied dataset: other times, same content
+    assert dataset_signature(PrecomputedDataset(root)) == before
+    cfg = tiny_config_dict(root, tmp_path / "o", optimization__steps=2)
+    _train(cfg)
+    make_precomputed(tmp_path / "more", [(2, 2, 2)] * 6, seed=1)  # clip_004, clip_005: added; clip_000: re-encoded
+    for name in ("clip_000.mp4.pt", "clip_004.mp4.pt", "clip_005.mp4.pt"):
+        for sub in ("latents", "conditions"):
+            (root / ".precomputed" / sub / name).write_bytes((tmp_path / "more" / ".precomputed" / sub / name).read_bytes())
+    for sub in ("latents", "conditions"):
+        (root / ".precomputed" / sub / "clip_003.mp4.pt").unlink()
+    with pytest.raises(TrainingError, match=r"another version of the dataset.*2 sample\(s\) added, 1 removed, 1 changed \(e\.g\. "
+                       r"\+clip_004.mp4.pt, \+clip_005.mp4.pt, -clip_003.mp4.pt, ~clip_000.mp4.pt\).*new output_dir or set checkpoints.resume: false"):
+        _train(dict(cfg, optimization=dict(cfg["optimization"], steps=4)))
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path, precomputed_dataset: Path, tiny_model_dir: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = tiny_config_dict(precomputed_dataset, tmp_path / "o", optimization__steps=2, checkpoints__interval=1)
     _train(cfg)
-    # Latents too large for the loss to stay finite (NaN/Inf in a file is named by the dataset, see
-    # test_train_bad_input.py), then continue the same run for more steps.
-    lat_path = next((precomputed_dataset / ".precomputed" / "latents").glob("*.pt"))
-    for p in (precomputed_dataset / ".precomputed" / "latents").glob("*.pt"):
-        d = torch.load(p, weights_only=True)
-        d["latents"] = torch.full_like(d["latents"], 3e38)
-        torch.save(d, p)
-    assert lat_path.exists()
+    # from now on every batch reads as NaN, then the same run continues for more steps (in memory: changed files
+    # would be a changed dataset, which refuses to resume)
+
+    def nan_collate(items):
+        batch = collate(items)
+        batch["latents"] = torch.full_like(batch["latents"], float("nan"))
+        return batch
+
+    monkeypatch.setattr("ltx_train_lib.training.batches.collate", nan_collate)
     before = _tensors(tmp_path / "o" / "lora_weights.safetensors")
     with pytest.raises(TrainingError, match=r"the loss became (nan|inf) at step 3.*training_state_step_00002"):
         _train(dict(cfg, optimization=dict(cfg["optimization"], steps=6)))

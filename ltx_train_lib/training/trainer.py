@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ltx_train_lib.config import TrainerConfig, dump_config
-from ltx_train_lib.data import BucketBatchPlan, PrecomputedDataset, collate
+from ltx_train_lib.data import BucketBatchPlan, PrecomputedDataset
 from ltx_train_lib.errors import ConfigError, TrainingError
 from ltx_train_lib.events import EVENTS_FILE, EventWriter
 from ltx_train_lib.fileio import check_writable_dir, translate_write_errors, write_text_atomic
@@ -32,9 +32,11 @@ from ltx_train_lib.locks import FolderBusy, describe_owner, folder_lock
 from ltx_train_lib.models.registry import family_for_source
 from ltx_train_lib.training import checkpoint as ckpt
 from ltx_train_lib.training import state as run_state
+from ltx_train_lib.training.batches import plan_batches
 from ltx_train_lib.training.listeners import build_listeners, close_listeners
 from ltx_train_lib.training.model_setup import build_optimizer, build_trainable_model
 from ltx_train_lib.training.outputs import save_size_estimate, save_weights
+from ltx_train_lib.training.schedule import ScheduleClock
 from ltx_train_lib.training.state import config_fingerprint  # noqa: F401 - re-exported for callers
 from ltx_train_lib.training.stop import PARENT_PID_ENV, StopFlag, peak_memory_mb  # noqa: F401 - PARENT_PID_ENV re-exported
 from ltx_train_lib.training.strategy import build_strategy
@@ -161,8 +163,10 @@ class Trainer:
             self.accelerator.wait_for_everyone()
             return None
         scaler = getattr(self.accelerator, "scaler", None)
-        state = run_state.training_state(step, self.optimizer, self.scheduler, self.plan, rng_states, scaler, self.losses)
-        meta = {"fingerprint": self.fingerprint, "world_size": self.world_size, "training_mode": self.cfg.model.training_mode}
+        state = run_state.training_state(step, self.optimizer, self.scheduler, self.plan, rng_states, scaler, self.losses,
+                                         schedule=self.schedule.state_dict())
+        meta = {"fingerprint": self.fingerprint, "world_size": self.world_size, "training_mode": self.cfg.model.training_mode,
+                "steps": self.cfg.optimization.steps, "dataset": self.dataset_signature}
         self._check_room()
         with self._writing():
             path = ckpt.save_state_checkpoint(self.output_dir, step, trainable, state, meta)
@@ -172,11 +176,25 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         return path
 
-    def _resume(self) -> str | None:
+    def _check_resume(self, dataset: PrecomputedDataset) -> ckpt.StateCheckpoint | None:
+        """Before a model loads: the checkpoint this run will resume from, if any, after refusing (naming what
+        changed) one made with other settings, process count or dataset, or already past ``optimization.steps``."""
+        self.dataset_signature = run_state.dataset_signature(dataset)  # recorded in every checkpoint's meta
         latest = ckpt.latest_state_checkpoint(self.output_dir) if self.cfg.checkpoints.resume else None
+        if latest is not None:
+            run_state.check_resumable(latest.meta, str(latest.path), self.fingerprint, self.world_size,
+                                      dataset=self.dataset_signature, data_root=str(dataset.root), steps=self.cfg.optimization.steps)
+        return latest
+
+    def _resume(self) -> str | None:
+        """Restore the checkpoint :meth:`_check_resume` chose. A changed ``optimization.steps`` re-bases the
+        learning-rate schedule (:class:`~ltx_train_lib.training.schedule.ScheduleClock`): continuous at the resume
+        step, at its end value at the new total."""
+        opt = self.cfg.optimization
+        self.schedule = ScheduleClock(opt.steps)
+        latest = self._resume_point
         if latest is None:
             return None
-        run_state.check_resumable(latest.meta, str(latest.path), self.fingerprint, self.world_size)
         trainable, state = ckpt.load_state_checkpoint(latest)
         run_state.restore_trainable(self.unwrapped, trainable, str(latest.path))
         self.optimizer.load_state_dict(state["optimizer"])
@@ -187,6 +205,21 @@ class Trainer:
         run_state.set_rng_state(self.generator, state["rng"][self.rank])
         self.step = int(state["step"])
         self.losses = list(state.get("losses", []))
+        saved = ScheduleClock.from_state_dict(state.get("schedule"), opt.steps)
+        clock = saved.rebased(self.step, opt.steps) if self.step < opt.steps else saved
+        if clock is not saved and saved.position(self.step) >= saved.total:
+            log.warning("optimization.steps changed to %d, but the learning-rate schedule had already ended at step %d: "
+                        "the added steps run at its end value", opt.steps, self.step)
+        elif clock is not saved:
+            log.info("optimization.steps changed to %d: the learning-rate schedule is re-based from step %d to end there",
+                     opt.steps, self.step)
+        if not clock.is_identity:
+
+            def factor(step: int, clock: ScheduleClock = clock) -> float:
+                return clock.factor(opt.scheduler_type, opt.scheduler_params, step, opt.learning_rate, opt.warmup_steps)
+
+            self.scheduler.lr_lambdas = [factor] * len(self.scheduler.lr_lambdas)
+        self.schedule = clock
         return str(latest.path)
 
     # ------------------------------------------------------------------ outputs
@@ -274,6 +307,7 @@ class Trainer:
             if self.is_main:
                 stack.enter_context(self._own_output_dir())
             try:
+                self._resume_point = self._check_resume(dataset)
                 return self._train(dataset)
             except Exception as exc:
                 self._emit("error", message=str(exc) or type(exc).__name__, step=getattr(self, "step", 0))
@@ -430,23 +464,10 @@ class Trainer:
         return bool(flag)
 
     def _batches(self, dataset: PrecomputedDataset):
-        """Yield collated batches in the plan's order; the plan's position counts only consumed batches."""
-        from torch.utils.data import DataLoader
-
-        workers = self.cfg.data.num_dataloader_workers
-        while True:
-            todo = self.plan.batches_for_epoch(self.plan.epoch)[self.plan.position :]
-            if todo:
-                if workers > 0:
-                    loader = DataLoader(dataset, batch_sampler=todo, num_workers=workers, collate_fn=collate, pin_memory=self.device.type == "cuda")
-                    iterator = iter(loader)
-                else:
-                    iterator = (collate([dataset[i] for i in b]) for b in todo)
-                for batch in iterator:
-                    self.plan.position += 1
-                    yield batch
-            self.plan.epoch += 1
-            self.plan.position = 0
+        """Collated batches in the plan's order; the plan's position counts only consumed batches (see
+        :mod:`ltx_train_lib.training.batches` for what keeps resume exact with loader workers)."""
+        return plan_batches(dataset, self.plan, workers=self.cfg.data.num_dataloader_workers, seed=self.cfg.seed,
+                            rank=self.rank, pin_memory=self.device.type == "cuda")
 
     def _finish(self, dataset: PrecomputedDataset, resumed_only: bool = False) -> TrainResult:
         """Final weights and a resumable checkpoint first, then the final samples: nothing a failing validation or
