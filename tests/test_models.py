@@ -118,3 +118,59 @@ def test_full_finetune_output_loads_back_as_single_file_in_both_layouts(tmp_path
         loaded = load_components(str(path), ("transformer",)).transformer.state_dict()
         assert loaded.keys() == trained.keys()
         assert all(torch.equal(loaded[k], trained[k]) for k in trained), path.name
+
+
+def test_tiny_vae_normalisation_is_a_non_trivial_per_channel_affine_map(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tiny VAE's latent statistics are not 0/1, so every test on the tiny model goes through normalisation;
+    normalise and denormalise are inverse, and a cached latent is (raw VAE sample - mean_c) / std_c per channel."""
+    import json
+
+    from ltx_train_lib.models.ltxv.geometry import denormalize_latents, normalize_latents
+    from ltx_train_lib.models.ltxv.tiny import LATENTS_MEAN, LATENTS_STD
+    from ltx_train_lib.precompute import model_io, preprocess_dataset
+    from ltx_train_lib.synthetic import make_scene_video
+
+    vae = load_components("tiny", ("vae",)).vae
+    assert vae.latents_mean.tolist() == pytest.approx(LATENTS_MEAN) and vae.latents_std.tolist() == pytest.approx(LATENTS_STD)
+    assert vae.latents_mean.abs().max() >= 0.4 and (vae.latents_std - 1).abs().min() >= 0.1  # no channel is 0/1
+    assert vae.config.scaling_factor == 1.0
+
+    z = torch.randn(2, 8, 2, 2, 3, generator=torch.Generator().manual_seed(0)) * 3
+    normed = normalize_latents(z, vae)
+    for c in range(8):  # by hand, channel by channel
+        torch.testing.assert_close(normed[:, c], (z[:, c] - LATENTS_MEAN[c]) / LATENTS_STD[c])
+    torch.testing.assert_close(denormalize_latents(normed, vae), z)
+    torch.testing.assert_close(normalize_latents(denormalize_latents(z, vae), vae), z)
+
+    # Through the real preprocessing: catch what the VAE encoder saw, redo the raw VAE sample, compare with the cache.
+    make_scene_video(tmp_path / "clip.mp4", cuts=(), num_frames=9, fps=24, size=(64, 64), seed=4)
+    (tmp_path / "captions.json").write_text(json.dumps([{"caption": "a red square moves", "media_path": "clip.mp4"}]))
+    seen = []
+    real = model_io.encode_latents
+
+    def spy(vae, pixels, generators, family=None):
+        seen.append((vae, pixels.clone(), [g.initial_seed() for g in generators]))
+        return real(vae, pixels, generators, family=family)
+
+    monkeypatch.setattr(model_io, "encode_latents", spy)
+    result = preprocess_dataset(tmp_path, "64x64x9", model_source="tiny")
+    assert result.ok and len(seen) == 1
+    enc_vae, pixels, seeds = seen[0]
+    assert enc_vae.latents_std.tolist() == pytest.approx(LATENTS_STD)
+    param = next(enc_vae.parameters())
+    with torch.inference_mode():
+        raw = enc_vae.encode(pixels.to(param.dtype)).latent_dist.sample(generator=[torch.Generator().manual_seed(seeds[0])])
+    raw = raw[0].double()  # [C, F, H, W] = [8, 2, 2, 2]
+    cached = torch.load(tmp_path / ".precomputed" / "latents" / "clip.pt", weights_only=True)
+    tokens = cached["latents"].double()  # [F*H*W, C], frame-major, then row, then column
+    assert (cached["num_frames"], cached["height"], cached["width"]) == (2, 2, 2)
+    expected = torch.empty_like(tokens)
+    for f in range(2):
+        for h in range(2):
+            for w in range(2):
+                for c in range(8):
+                    expected[(f * 2 + h) * 2 + w, c] = (raw[c, f, h, w] - LATENTS_MEAN[c]) / LATENTS_STD[c]
+    # equal up to the bf16 the cache stores; and far from the raw output (the identity map would fail here)
+    torch.testing.assert_close(tokens, expected, rtol=2**-8, atol=1e-6)
+    raw_tokens = raw.permute(1, 2, 3, 0).reshape(8, 8)
+    assert (tokens - raw_tokens).abs().max() > 0.3

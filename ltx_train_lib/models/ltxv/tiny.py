@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ltx_train_lib.fileio import atomic_dir
 
-TINY_VERSION = "tiny-ltxv-v1"
+# v2: the VAE's latents_mean / latents_std are non-trivial (v1 had 0 / 1, so normalisation was the identity).
+TINY_VERSION = "tiny-ltxv-v2"
 MARKER_FILE = "TINY_RANDOM_WEIGHTS.txt"
 
 TRANSFORMER_CONFIG = dict(
@@ -43,6 +44,11 @@ VAE_CONFIG = dict(
     encoder_causal=True,
     decoder_causal=False,
 )
+# Per-channel latent statistics of the tiny VAE (diffusers' registered buffers ``latents_mean`` / ``latents_std``;
+# real LTX VAEs have non-trivial ones too): fixed values, so latent normalisation is exercised wherever the tiny model
+# is used. Mean in [-0.5, 0.5], std in [0.5, 2], in no channel order.
+LATENTS_MEAN = (-0.5, 0.3, -0.1, 0.45, 0.2, -0.35, 0.05, -0.25)
+LATENTS_STD = (0.5, 1.7, 0.8, 2.0, 1.1, 0.6, 1.4, 0.9)
 T5_CONFIG = dict(
     d_model=32,
     d_ff=37,
@@ -123,6 +129,8 @@ def build_tiny_pipeline(folder: str | Path, seed: int = 0) -> Path:
         vae = AutoencoderKLLTXVideo(**VAE_CONFIG)
         vae.use_framewise_encoding = False
         vae.use_framewise_decoding = False
+        vae.latents_mean.copy_(torch.tensor(LATENTS_MEAN))
+        vae.latents_std.copy_(torch.tensor(LATENTS_STD))
         torch.manual_seed(seed + 2)
         text_encoder = T5EncoderModel(T5Config(vocab_size=len(tokenizer), **T5_CONFIG))
         scheduler = FlowMatchEulerDiscreteScheduler(**SCHEDULER_CONFIG)
