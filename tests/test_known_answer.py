@@ -1,7 +1,7 @@
 """Known answer: a model trained to memorise one clip regenerates that clip's latents.
 
 One synthetic clip (ltx_train_lib.synthetic, 64x32 pixels, 9 frames at 24 fps: 2x1x2 latent tokens) goes through the
-real preprocessing; the real Trainer then trains a LoRA (rank 32, alpha 16: scale 1/2, on attention, feed-forward
+real preprocessing; the real Trainer then trains a LoRA (rank 8 — the tiny model's in/out projections are 8 wide —, alpha 4: scale 1/2, on attention, feed-forward
 and the in/out projections) and a full fine-tune of the tiny model on it alone, with the trainer's default sigma
 sampler and no first-frame conditioning. Sampling from the clip's cached prompt embeddings (25 euler steps, cfg 1,
 the clip's frame rate) must then land far closer to the clip's latents than the untrained base model does, which a
@@ -40,8 +40,11 @@ ROOT = Path(__file__).resolve().parents[1]
 WIDTH, HEIGHT, FRAMES, FPS = 64, 32, 9, 24.0
 LATENT_SHAPE = (2, 1, 2)  # (F', H', W')
 STEPS, SEED = 25, 0
-RATIO = 0.2  # trained MSE / base MSE must stay below this (measured: about 0.02-0.06)
-LORA = {"rank": 32, "alpha": 16, "target_modules": ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2", "proj_in", "proj_out"]}
+RATIO = 0.2  # full fine-tune MSE / base MSE must stay below this (measured: about 0.02)
+# The LoRA is rank 8 (the trainer refuses a rank above the 8-wide in/out projections): measured 0.25 of the base MSE;
+# a flipped target gives 2.5-3x the base, so this bound still tells a working trainer from a broken one.
+LORA_RATIO = 0.4
+LORA = {"rank": 8, "alpha": 4, "target_modules": ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2", "proj_in", "proj_out"]}
 
 
 @contextlib.contextmanager
@@ -141,7 +144,7 @@ def test_memorised_clip_comes_back_through_ltxpipeline(memorised: Memorised) -> 
     print(f"\ndiffusers LTXPipeline, MSE to the memorised latents: {mse}")
     assert memorised.samples["base"].shape == memorised.latents.shape
     assert mse["full"] < RATIO * mse["base"], mse
-    assert mse["lora"] < RATIO * mse["base"], mse
+    assert mse["lora"] < LORA_RATIO * mse["base"], mse
     # Exact: a LoRA loaded at the wrong scale (alpha/rank lost on export) or a wrong key would show here even where it
     # still beats the base model (at twice its scale this LoRA still gets ~0.16 of the base MSE).
     for name, sample in in_memory.items():
@@ -213,7 +216,7 @@ def test_memorised_clip_comes_back_through_comfyui(memorised: Memorised, tmp_pat
     assert all(job["model_class"] == "LTXV" for job in report["jobs"].values()), report
     assert report["jobs"]["lora"]["not_loaded"] == [] and report["jobs"]["lora"]["patched"] == len(lora_modules), report["jobs"]["lora"]
     assert mse["full"] < RATIO * mse["base"], mse
-    assert mse["lora"] < RATIO * mse["base"], mse
+    assert mse["lora"] < LORA_RATIO * mse["base"], mse
     # Same weights, same initial noise (ComfyUI's prepare_noise draws what LTXPipeline draws), same schedule: ComfyUI
     # and diffusers give the same sample; this holds even where memorisation is poor.
     if memorised.samples:  # the diffusers test ran first in this session
