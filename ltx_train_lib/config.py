@@ -29,6 +29,10 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
 
+# What a run learns (ModelConfig.modalities); the strategies map each to how the two streams are fed and weighted.
+Modalities = Literal["auto", "video", "audio_video", "audio"]
+
+
 class ModelConfig(_Section):
     model_source: str = Field(
         "LTXV_13B_097_DEV",
@@ -46,6 +50,13 @@ class ModelConfig(_Section):
     )
     tokenizer_path: str | None = Field(None, description="(addition) T5 tokenizer folder. Default: from model_source.")
     vae_path: str | None = Field(None, description="(addition) VAE: a single .safetensors file or a diffusers folder. Default: from model_source.")
+    modalities: Modalities = Field(
+        "auto",
+        description="(addition) What an audio-video model (LTX-2) learns: 'audio_video' (joint video and sound), 'video' "
+        "(the audio stream is fed noise and not learned: video-only LoRAs, images), 'audio' (sound for the given "
+        "video: the video is fed clean and only the audio is learned); 'auto' = audio_video when the dataset has "
+        "audio latents, else video. LTX-Video models train video only.",
+    )
 
     @field_validator("model_source", "load_checkpoint", "text_encoder_path", "tokenizer_path", "vae_path", mode="before")
     @classmethod
@@ -64,10 +75,18 @@ class LoraConfig(_Section):
     rank: int = Field(64, ge=1, description="LoRA rank r (the reference requires >= 2; we accept 1).")
     alpha: int = Field(64, ge=1, description="LoRA alpha; the update is scaled by alpha / rank.")
     dropout: float = Field(0.0, ge=0.0, le=1.0, description="Dropout on the LoRA branch.")
-    target_modules: list[str] = Field(
-        default_factory=lambda: ["to_k", "to_q", "to_v", "to_out.0"],
-        description="Module names or patterns to adapt (peft target_modules). Default: attention q/k/v/out of every block.",
+    target_modules: list[str] | None = Field(
+        None,
+        description="Module names or patterns to adapt (peft target_modules). Default (null or empty): the model "
+        "family's — LTX-Video: attention q/k/v/out of every block (the reference's); LTX-2: per model.modalities, the "
+        "video and/or audio streams' attentions and feed-forwards, plus the audio<->video cross-attentions when both "
+        "learn. The resolved list is written to training_config.yaml.",
     )
+
+    @field_validator("target_modules", mode="before")
+    @classmethod
+    def _empty_is_default(cls, v: Any) -> Any:
+        return None if v in ([], "", ()) else v
 
     @field_validator("rank", mode="before")
     @classmethod

@@ -19,6 +19,7 @@ from ltx_train_lib.errors import DatasetError
 
 LATENTS_DIR = "latents"
 CONDITIONS_DIR = "conditions"
+AUDIO_LATENTS_DIR = "audio_latents"  # LTX-2: each clip's sound, encoded by the audio VAE (same relative names)
 # What a cache without our manifest (made by the reference trainer) is taken to be: its T5 ran without the mask.
 UNRECORDED_TEXT_ENCODING = "reference"
 
@@ -89,6 +90,13 @@ class Sample:
     conditions_path: Path
     shape: tuple[int, int, int]  # latent (F', H', W'): the resolution bucket
     fps: float = 24.0  # with the shape, the batch key: one RoPE time scale per batch
+    audio_path: Path | None = None  # audio latents, when the dataset trains sound
+
+
+def has_audio_latents(root: str | Path) -> bool:
+    """Whether a precomputed dataset holds audio latents (``audio_latents/`` with at least one file)."""
+    folder = resolve_precomputed_root(root) / AUDIO_LATENTS_DIR
+    return folder.is_dir() and any(folder.rglob("*.pt"))
 
 
 class PrecomputedDataset:
@@ -98,7 +106,10 @@ class PrecomputedDataset:
     against the cache's manifest before any file is read (None: not checked). ``self.text_encoding`` is what the
     cache holds."""
 
-    def __init__(self, root: str | Path, reference_latents_dir: str | None = None, text_encoding: str | None = None) -> None:
+    def __init__(self, root: str | Path, reference_latents_dir: str | None = None, text_encoding: str | None = None,
+                 with_audio: bool = False) -> None:
+        """``with_audio``: every sample also loads its audio latents (``audio_latents/<rel>.pt``); clips without
+        them (no sound track) are left out and named in a warning (``self.without_audio``)."""
         import torch
 
         self.root = resolve_precomputed_root(root)
@@ -123,6 +134,9 @@ class PrecomputedDataset:
             except (KeyError, TypeError) as exc:
                 raise DatasetError(f"'{lat}': not a latents file of the expected schema (missing {exc}); re-run preprocessing") from None
             samples.append(Sample(lat, cond, shape, _latents_fps(header)))
+        self.without_audio: list[str] = []
+        if with_audio:
+            samples = self._attach_audio(samples)
         if missing:
             shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
             raise DatasetError(
@@ -130,6 +144,30 @@ class PrecomputedDataset:
                 "re-run preprocess_dataset.py so every clip has both its latents and its caption embedding"
             )
         self.samples = samples
+
+    def _attach_audio(self, samples: list[Sample]) -> list[Sample]:
+        audio_root = self.root / AUDIO_LATENTS_DIR
+        kept: list[Sample] = []
+        for s in samples:
+            path = audio_root / s.latents_path.relative_to(self.root / LATENTS_DIR)
+            if path.is_file():
+                kept.append(Sample(s.latents_path, s.conditions_path, s.shape, s.fps, path))
+            else:
+                self.without_audio.append(s.latents_path.relative_to(self.root / LATENTS_DIR).as_posix())
+        if not kept:
+            raise DatasetError(
+                f"'{self.root}' has no audio latents for any of its {len(samples)} sample(s) but the run trains sound "
+                "(model.modalities audio_video or audio); preprocess clips that have a sound track with an LTX-2 "
+                "model_source (preprocess_dataset.py --model-source ...), or set model.modalities: video"
+            )
+        if self.without_audio:
+            shown = ", ".join(self.without_audio[:8]) + (f" and {len(self.without_audio) - 8} more" if len(self.without_audio) > 8 else "")
+            logger.warning(
+                "%d of %d clip(s) have no sound track and are left out of audio training: %s (add their audio, or set "
+                "model.modalities: video to train on every clip without sound)",
+                len(self.without_audio), len(samples), shown,
+            )
+        return kept
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -140,8 +178,14 @@ class PrecomputedDataset:
         s = self.samples[index]
         lat = torch.load(s.latents_path, map_location="cpu", weights_only=True)
         cond = torch.load(s.conditions_path, map_location="cpu", weights_only=True)
+        audio = torch.load(s.audio_path, map_location="cpu", weights_only=True) if s.audio_path is not None else None
+        checks = [(s.latents_path, "latents", lat["latents"]), (s.conditions_path, "prompt_embeds", cond["prompt_embeds"])]
+        if "audio_prompt_embeds" in cond:
+            checks.append((s.conditions_path, "audio_prompt_embeds", cond["audio_prompt_embeds"]))
+        if audio is not None:
+            checks.append((s.audio_path, "audio latents", audio["latents"]))
         # A NaN/Inf in the inputs makes the loss NaN, which would be blamed on the learning rate: name the file instead.
-        for path, what, tensor in ((s.latents_path, "latents", lat["latents"]), (s.conditions_path, "prompt_embeds", cond["prompt_embeds"])):
+        for path, what, tensor in checks:
             bad = int((~torch.isfinite(tensor)).sum())
             if bad:
                 raise DatasetError(
@@ -159,6 +203,10 @@ class PrecomputedDataset:
             "prompt_attention_mask": cond["prompt_attention_mask"].bool(),
             "index": index,
         }
+        if "audio_prompt_embeds" in cond:
+            item["audio_prompt_embeds"] = cond["audio_prompt_embeds"]
+        if audio is not None:
+            item["audio_latents"] = audio["latents"]
         if self.reference_dir is not None:
             ref = self.reference_dir / s.latents_path.relative_to(self.root / LATENTS_DIR)
             if not ref.is_file():
@@ -214,8 +262,9 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         "fps": first["fps"],
         "indices": [it["index"] for it in items],
     }
-    if "ref_latents" in first:
-        batch["ref_latents"] = torch.stack([it["ref_latents"] for it in items])
+    for key in ("ref_latents", "audio_latents", "audio_prompt_embeds"):
+        if key in first:
+            batch[key] = torch.stack([it[key] for it in items])
     return batch
 
 

@@ -107,6 +107,18 @@ class ModelComponents:
 
 
 @dataclass(frozen=True)
+class AudioInputs:
+    """The audio stream of one transformer call, for families with joint audio-video transformers (LTX-2).
+
+    ``tokens`` packed audio latents [B, La, Ca], ``timesteps`` per token [B, La] (sigma * 1000), ``prompt_embeds``
+    the audio stream's text context [B, T, Da] (the cached ``audio_prompt_embeds``)."""
+
+    tokens: torch.Tensor
+    timesteps: torch.Tensor
+    prompt_embeds: torch.Tensor
+
+
+@dataclass(frozen=True)
 class ForwardInputs:
     """One transformer call for training or sampling, in the family-neutral form strategies build.
 
@@ -130,6 +142,17 @@ class ForwardInputs:
     fps: float
     positions: torch.Tensor | None = None
     causal_temporal_positioning: bool = False
+    audio: AudioInputs | None = None  # the audio stream, for families whose transformer has one
+
+
+@dataclass
+class GeneratedClip:
+    """A validation sample with sound: frames uint8 [F, H, W, 3] and a float32 waveform [channels, N] in [-1, 1] at
+    ``sample_rate``. Samplers of video-only families return the frames array alone."""
+
+    frames: np.ndarray
+    audio: np.ndarray | None = None
+    sample_rate: int | None = None
 
 
 class ModelFamily(ABC):
@@ -144,6 +167,11 @@ class ModelFamily(ABC):
     quantization_exclusions: ClassVar[tuple[str, ...]] = ()
     fsdp_block_class: ClassVar[str]  # the transformer block class name accelerate's FSDP wraps
     text_max_tokens: ClassVar[int]
+    # Audio: the sample rate the family's audio VAE reads (None: a video-only family). Precompute extracts each
+    # clip's sound at this rate and encodes it with :meth:`encode_audio`; strategies add an audio stream.
+    audio_sample_rate: ClassVar[int | None] = None
+    # Which ``model.modalities`` this family trains ("video", "audio_video", "audio").
+    modalities: ClassVar[tuple[str, ...]] = ("video",)
 
     # ---------------------------------------------------------------- sources
     @abstractmethod
@@ -215,6 +243,31 @@ class ModelFamily(ABC):
     @abstractmethod
     def predict(self, model: torch.nn.Module, inputs: ForwardInputs, *, device: Any, dtype: Any) -> torch.Tensor:
         """The transformer's output [B, L, C] for ``inputs`` (the velocity prediction for flow matching)."""
+
+    def weights_metadata(self) -> dict[str, str]:
+        """Header metadata every trained file of this family carries (e.g. the base model's licence terms)."""
+        return {}
+
+    def lora_targets_for(self, modalities: str) -> tuple[str, ...]:
+        """The default ``lora.target_modules`` for a run of ``modalities`` (``model.modalities``, resolved)."""
+        return self.default_lora_targets
+
+    def predict_streams(self, model: torch.nn.Module, inputs: ForwardInputs, *, device: Any,
+                        dtype: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(video prediction [B, L, C], audio prediction [B, La, Ca] or None): one call for both streams. A
+        video-only family returns its :meth:`predict` and None."""
+        return self.predict(model, inputs, device=device, dtype=dtype), None
+
+    def audio_token_shape(self, model: torch.nn.Module, latent_shape: tuple[int, int, int],
+                          fps: float) -> tuple[int, int] | None:
+        """(audio tokens, features per token) of the audio stream that goes with a video latent grid at ``fps``;
+        None for a video-only family. Strategies that do not train sound feed this many noise tokens."""
+        return None
+
+    def encode_audio(self, vae: Any, waveforms: torch.Tensor, duration_s: float) -> list[dict[str, Any]]:
+        """[B, 2, N] waveforms at :attr:`audio_sample_rate` covering ``duration_s`` seconds -> one audio-latents dict
+        per sample (cache schema of ``.precomputed/audio_latents``)."""
+        raise NotImplementedError(f"{self.display_name} has no audio")
 
     @abstractmethod
     def token_positions(self, batch_size: int, latent_shape: tuple[int, int, int], fps: float, *,

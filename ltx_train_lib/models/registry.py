@@ -27,11 +27,22 @@ def unregister_family(name: str) -> None:
     _FAMILIES[:] = [f for f in _FAMILIES if f.name != name]
 
 
+_BUILTIN_ADDED = False
+
+
 def _ensure_builtin() -> None:
+    """The built-in families, added once: LTX-Video first (the fallback), then LTX-2 (asked before it)."""
+    global _BUILTIN_ADDED
     if not any(f.name == DEFAULT_FAMILY for f in _FAMILIES):
         from ltx_train_lib.models.ltxv.family import LtxvFamily
 
         _FAMILIES.insert(0, LtxvFamily())
+    if not _BUILTIN_ADDED:  # once: a test may unregister it
+        _BUILTIN_ADDED = True
+        from ltx_train_lib.models.ltx2.family import Ltx2Family
+
+        if not any(f.name == Ltx2Family.name for f in _FAMILIES):
+            _FAMILIES.insert(1, Ltx2Family())
 
 
 def families() -> list[ModelFamily]:

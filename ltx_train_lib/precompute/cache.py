@@ -21,6 +21,7 @@ from typing import Any
 from ltx_train_lib.fileio import atomic_path
 
 from .manifest import (
+    AUDIO_LATENTS_DIR,
     CONDITIONS_DIR,
     DECODED_DIR,
     DECODED_REFERENCE_DIR,
@@ -50,6 +51,7 @@ class CacheDir:
         # Latents go first: a latents file must never outlive its condition or its reference latents.
         self.path(LATENTS_DIR, key).unlink(missing_ok=True)
         self.path(REFERENCE_LATENTS_DIR, key).unlink(missing_ok=True)
+        self.path(AUDIO_LATENTS_DIR, key).unlink(missing_ok=True)
         for folder in (DECODED_DIR, DECODED_REFERENCE_DIR):
             for suffix in DECODED_SUFFIXES:
                 self.path(folder, key, suffix).unlink(missing_ok=True)
@@ -66,7 +68,8 @@ class CacheDir:
 
     def sweep_temp_files(self) -> None:
         """Temp files of a run that was killed mid-write (atomic_path names them '.<name>.<random>.tmp')."""
-        for folder in (LATENTS_DIR, REFERENCE_LATENTS_DIR, CONDITIONS_DIR, DECODED_DIR, DECODED_REFERENCE_DIR, "."):
+        for folder in (LATENTS_DIR, REFERENCE_LATENTS_DIR, AUDIO_LATENTS_DIR, CONDITIONS_DIR, DECODED_DIR,
+                       DECODED_REFERENCE_DIR, "."):
             root = self.root / folder
             if root.is_dir():
                 pattern = ".*.tmp" if folder == "." else "**/.*.tmp"

@@ -52,6 +52,9 @@ class PreprocessResult:
     references_computed: list[str] = field(default_factory=list)  # IC-LoRA reference latents (re)computed
     decoded: list[str] = field(default_factory=list)
     buckets: dict[str, str] = field(default_factory=dict)  # sample -> bucket "WxHxF" it was encoded at
+    audio_computed: list[str] = field(default_factory=list)  # audio latents (re)computed (audio-video families)
+    without_audio: list[str] = field(default_factory=list)  # clips encoded without sound: no audio track (or images)
+    condition_bytes: int | None = None  # bytes of one cached caption condition (the text representation's size)
 
     @property
     def ok(self) -> bool:
@@ -70,11 +73,18 @@ class PreprocessResult:
             f"{len(self.processed)} computed ({computed})",
             f"{len(self.reused)} reused from the cache",
         ]
+        if self.audio_computed or self.without_audio:
+            parts.append(f"{len(self.audio_computed)} audio latents")
         if self.removed:
             parts.append(f"{len(self.removed)} stale removed")
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped")
         text = "; ".join(parts) + "."
+        if self.condition_bytes:
+            text += f"\nCaption conditions: {self.condition_bytes / 1024:.1f} KiB per sample."
+        if self.without_audio:
+            shown = ", ".join(self.without_audio[:10]) + (f" and {len(self.without_audio) - 10} more" if len(self.without_audio) > 10 else "")
+            text += f"\n{len(self.without_audio)} clip(s) have no sound track (audio-video training leaves them out): {shown}"
         if self.skipped:
             text += "\nSkipped:\n" + "\n".join(f"  - {path}: {reason}" for path, reason in self.skipped)
         return text
@@ -151,7 +161,15 @@ class RunContext:
             "frame_selection": c.frame_selection,
             "seed": c.seed,
             "vae_tiling": c.vae_tiling,
+            **({"audio": self.audio_settings} if self.audio_settings else {}),
         }
+
+    @property
+    def audio_settings(self) -> dict[str, Any] | None:
+        """What the audio latents depend on besides the media (audio-video families): the sample rate the sound is
+        read at; None for a video-only family."""
+        rate = self.family.audio_sample_rate
+        return {"sample_rate": rate, "channels": 2} if rate else None
 
     def manifest_settings(self) -> dict[str, Any]:
         """The run's settings as the manifest records them: the cache's key and what made it (for the trainer's

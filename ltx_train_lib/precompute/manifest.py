@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 PRECOMPUTED_DIR = ".precomputed"
 LATENTS_DIR = "latents"
 CONDITIONS_DIR = "conditions"
+AUDIO_LATENTS_DIR = "audio_latents"  # LTX-2: each clip's sound through the audio VAE (same relative names)
 REFERENCE_LATENTS_DIR = "reference_latents"  # the reference trainer's folder name (its config default differs, §11.8)
 DECODED_DIR = "decoded_videos"
 DECODED_REFERENCE_DIR = "decoded_reference_videos"
@@ -137,6 +138,8 @@ def cache_key(settings: dict[str, Any]) -> str:
     ``settings`` is a manifest's ``settings`` (:meth:`RunContext.manifest_settings`); the ones of a manifest
     written before families and text encodings were recorded give their defaults (``ltxv``, ``reference``)."""
     values = {name: settings.get(name) for name in CACHE_KEY_SETTINGS}
+    if settings.get("audio"):  # audio-video families only: video-only caches keep the keys they always had
+        values["audio"] = settings["audio"]
     values["family"] = values["family"] or model_io.DEFAULT_FAMILY
     values["text_encoding"] = values["text_encoding"] or LEGACY_TEXT_ENCODING
     values["buckets"] = sorted(values["buckets"] or [])
@@ -235,6 +238,7 @@ __all__ = [
     "CONDITIONS_DIR",
     "DECODED_DIR",
     "DECODED_REFERENCE_DIR",
+    "AUDIO_LATENTS_DIR",
     "LATENTS_DIR",
     "LOCK_NAME",
     "LEGACY_TEXT_ENCODING",

@@ -52,6 +52,12 @@ def encode_latents(vae, pixels: torch.Tensor, generators: Sequence[torch.Generat
     return _default(family).encode_latents(vae, pixels, generators)
 
 
+def encode_audio(vae, waveforms: torch.Tensor, duration_s: float, family: ModelFamily) -> list[dict[str, Any]]:
+    """[B, 2, N] waveforms covering ``duration_s`` seconds -> one audio-latents dict per sample (audio-video
+    families; ``ModelFamily.encode_audio``)."""
+    return family.encode_audio(vae, waveforms, duration_s)
+
+
 def decode_latents(vae, latents: torch.Tensor, num_frames: int, height: int, width: int, family: ModelFamily | None = None) -> np.ndarray:
     return _default(family).decode_latents(vae, latents, num_frames, height, width)
 
@@ -141,6 +147,7 @@ __all__ = [
     "_release_memory",
     "decode_latents",
     "decode_latents_file",
+    "encode_audio",
     "encode_latents",
     "encode_prompts",
     "family_of",

@@ -21,6 +21,7 @@ from ltx_train_lib.errors import DatasetError
 
 from .context import RunContext
 from .manifest import (
+    AUDIO_LATENTS_DIR,
     CONDITIONS_DIR,
     DECODED_REFERENCE_DIR,
     LATENTS_DIR,
@@ -194,8 +195,11 @@ def _decide(s: Sample, previous: dict[str, Any], same_pixels: bool, ctx: RunCont
     elif not reuse_condition(s, ctx):
         s.need_condition = True
     lat = previous.get("latent") or {}
-    if same_pixels and lat.get("key") == ctx.latent_key(s.bucket) and cache.path(LATENTS_DIR, key).is_file():
+    if (same_pixels and lat.get("key") == ctx.latent_key(s.bucket) and cache.path(LATENTS_DIR, key).is_file()
+            and _audio_current(s, previous, ctx)):
         s.entry["latent"] = lat
+        if "audio" in previous:
+            s.entry["audio"] = previous["audio"]
         if s.reference is not None:
             s.entry["reference"]["latent"] = previous["reference"]["latent"]
     else:
@@ -210,6 +214,16 @@ def _decide(s: Sample, previous: dict[str, Any], same_pixels: bool, ctx: RunCont
         or not cache.decoded_path(key, s.bucket.frames).is_file()
         or (s.reference is not None and not cache.decoded_path(key, s.bucket.frames, DECODED_REFERENCE_DIR).is_file())
     )
+
+
+def _audio_current(s: Sample, previous: dict[str, Any], ctx: RunContext) -> bool:
+    """For an audio-video family: the sample's sound was encoded with its latents (or found missing then)."""
+    if not ctx.family.audio_sample_rate:
+        return True
+    audio = previous.get("audio")
+    if not isinstance(audio, dict):
+        return False
+    return not audio.get("frames") or ctx.cache.path(AUDIO_LATENTS_DIR, s.key).is_file()
 
 
 def _forget_departed(samples: list[Sample], manifest: Manifest, ctx: RunContext) -> None:

@@ -31,11 +31,13 @@ from ltx_train_lib.errors import ConfigError, DatasetError
 from ltx_train_lib.fileio import check_writable_dir, translate_write_errors
 
 from . import model_io, store
+from .audio import encode_audio
 from .cache import save_tensor
 from .config import PrecomputeConfig, config_defaults
 from .context import PreprocessResult, ProgressFn, RunContext, prepare
 from .frames import load_frames, load_reference_frames
 from .manifest import (
+    AUDIO_LATENTS_DIR,
     CONDITIONS_DIR,
     DECODED_DIR,
     DECODED_REFERENCE_DIR,
@@ -200,6 +202,9 @@ def text_phase(samples: list[Sample], manifest: Manifest, ctx: RunContext) -> No
             conditions = model_io.encode_prompts(
                 tokenizer, text_encoder, [s.prompt for s in chunk], family=ctx.family, encoding=c.text_encoding
             )
+            if ctx.result.condition_bytes is None and conditions:
+                ctx.result.condition_bytes = sum(int(t.nbytes) for t in conditions[0].values() if hasattr(t, "nbytes"))
+                logger.info("caption conditions: %d bytes per sample", ctx.result.condition_bytes)
             for s, cond in zip(chunk, conditions, strict=True):
                 save_tensor(cond, ctx.cache.path(CONDITIONS_DIR, s.key))
                 s.entry["condition"] = {"key": ctx.condition_key(s.prompt)}
@@ -306,6 +311,9 @@ def _encode_targets(vae, items: list[_Pixels], ctx: RunContext) -> None:
     encoded = model_io.encode_latents(vae, torch.stack([p for _, p, _ in items]), gens, family=ctx.family)
     for (s, _, fps), lat in zip(items, encoded, strict=True):
         lat["fps"] = float(fps)
+        if ctx.family.audio_sample_rate:
+            # The sound first: a latents file never exists without the audio it was planned with (see the docstring).
+            encode_audio(vae, s, fps, lat, ctx)
         save_tensor(lat, ctx.cache.path(LATENTS_DIR, s.key))
         s.entry["latent"] = {
             "key": ctx.latent_key(s.bucket),
@@ -360,12 +368,16 @@ def finish(samples: list[Sample], manifest: Manifest, ctx: RunContext) -> None:
     # Latents before their reference latents and conditions: see the module docstring.
     cache.sweep(LATENTS_DIR, lambda rel: rel in names, (".pt",))
     cache.sweep(REFERENCE_LATENTS_DIR, lambda rel: rel in ref_names, (".pt",))
+    with_audio = {cache_name(s.key) for s in complete if (s.entry.get("audio") or {}).get("frames")}
+    cache.sweep(AUDIO_LATENTS_DIR, lambda rel: rel in with_audio, (".pt",))
     cache.sweep(CONDITIONS_DIR, lambda rel: rel in names, (".pt",))
     cache.sweep(DECODED_DIR, lambda rel: rel in decoded, (".mp4", ".png"))
     cache.sweep(DECODED_REFERENCE_DIR, lambda rel: rel in ref_decoded, (".mp4", ".png"))
     store.publish(cache, ctx.view)
     for s in complete:
         ctx.result.buckets[s.key] = s.entry["latent"]["bucket"]
+        if ctx.family.audio_sample_rate and not (s.entry.get("audio") or {}).get("frames"):
+            ctx.result.without_audio.append(s.key)
         if s.need_latent or s.need_condition:
             ctx.result.processed.append(s.key)
         else:

@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING
 
 from .cache import CacheDir
 from .manifest import (
+    AUDIO_LATENTS_DIR,
     CONDITIONS_DIR,
     DECODED_DIR,
     DECODED_REFERENCE_DIR,
@@ -66,9 +67,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STORE_DIR = "cache"
-DATA_FOLDERS = (LATENTS_DIR, REFERENCE_LATENTS_DIR, CONDITIONS_DIR, DECODED_DIR, DECODED_REFERENCE_DIR)
+DATA_FOLDERS = (LATENTS_DIR, REFERENCE_LATENTS_DIR, AUDIO_LATENTS_DIR, CONDITIONS_DIR, DECODED_DIR, DECODED_REFERENCE_DIR)
 # The top level's folders leave in this order (latents first) and come in in the reverse one (latents last).
-_SWAP_ORDER = (LATENTS_DIR, REFERENCE_LATENTS_DIR, DECODED_DIR, DECODED_REFERENCE_DIR, CONDITIONS_DIR)
+_SWAP_ORDER = (LATENTS_DIR, REFERENCE_LATENTS_DIR, AUDIO_LATENTS_DIR, DECODED_DIR, DECODED_REFERENCE_DIR, CONDITIONS_DIR)
 # Work folders, each with a fresh name per use: a leftover one (a killed run, a file Windows kept open) is never
 # reused, so nothing stale can be swapped in with it.
 PUBLISH_TMP, RETIRED_TMP, ADOPT_TMP = ".publish", ".retired", ".adopt"
@@ -214,6 +215,15 @@ def reuse_latents(s: Sample, ctx: RunContext) -> bool:
                 continue
             link_or_copy(ref_src, ctx.cache.path(REFERENCE_LATENTS_DIR, s.key))
             s.entry["reference"]["latent"] = dict(old_ref["latent"])
+        audio = entry.get("audio")
+        audio_src = sib.cache.path(AUDIO_LATENTS_DIR, s.key)
+        if ctx.family.audio_sample_rate:
+            # The sibling's sound must come with its latents (a cache of the same key always has both).
+            if not isinstance(audio, dict) or (audio.get("frames") and not audio_src.is_file()):
+                continue
+            if audio.get("frames"):
+                link_or_copy(audio_src, ctx.cache.path(AUDIO_LATENTS_DIR, s.key))
+            s.entry["audio"] = dict(audio)
         for folder in (DECODED_DIR, DECODED_REFERENCE_DIR) if s.reference is not None else (DECODED_DIR,):
             decoded = sib.cache.decoded_path(s.key, s.bucket.frames, folder)
             if decoded.is_file():

@@ -36,15 +36,17 @@ def build_trainable_model(
         from peft import LoraConfig
 
         assert cfg.lora is not None
+        # The trainer resolves a null target list for the run's modalities; callers without one get the family's.
+        targets = list(cfg.lora.target_modules or family.lora_targets_for(cfg.model.modalities))
         lora_config = LoraConfig(
             r=cfg.lora.rank,
             lora_alpha=cfg.lora.alpha,
             lora_dropout=cfg.lora.dropout,
-            target_modules=list(cfg.lora.target_modules),
+            target_modules=targets,
             init_lora_weights=True,
         )
         # Before the adapter exists: an absurd rank would allocate rank x (in + out) weights per module first.
-        check_lora_rank(cfg.lora.rank, cfg.lora.target_modules, matched_linears(transformer, lora_config))
+        check_lora_rank(cfg.lora.rank, targets, matched_linears(transformer, lora_config))
         transformer.add_adapter(lora_config)
         params = [p for n, p in transformer.named_parameters() if "lora_" in n]
         for p in params:

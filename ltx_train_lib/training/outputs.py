@@ -49,7 +49,11 @@ def weights_metadata(cfg: TrainerConfig, model_label: str, step: int, family: Mo
         "trainer": "ltx_train_lib",
     }
     if cfg.lora:
-        meta.update(rank=str(cfg.lora.rank), alpha=str(cfg.lora.alpha), target_modules=",".join(cfg.lora.target_modules))
+        targets = cfg.lora.target_modules or family.lora_targets_for(cfg.model.modalities)
+        meta.update(rank=str(cfg.lora.rank), alpha=str(cfg.lora.alpha), target_modules=",".join(targets))
+    if len(family.modalities) > 1 and cfg.model.modalities != "auto":  # what an audio-video model learnt
+        meta["modalities"] = cfg.model.modalities
+    meta.update(family.weights_metadata())
     if cfg.data.trigger_word:
         meta["trigger_word"] = cfg.data.trigger_word
     meta.update(frame_rate_metadata(frame_rates))

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 
 from ltx_train_lib.errors import DatasetError
-from ltx_train_lib.models.family import ForwardInputs
+from ltx_train_lib.models.family import AudioInputs, ForwardInputs
 from ltx_train_lib.models.registry import DEFAULT_FAMILY, get_family
 from ltx_train_lib.training.sigmas import sample_sigmas
 
@@ -82,8 +82,75 @@ def _masked_mse(pred: torch.Tensor, noised: _Noised) -> torch.Tensor:
     return (sq * loss_mask).sum() / (loss_mask.sum() * sq.shape[-1]).clamp(min=1.0)
 
 
+@dataclass(frozen=True)
+class ModalityPlan:
+    """How a run feeds and weights the two streams of an audio-video transformer (``model.modalities``).
+
+    ``video``: "noised" (flow matching on the video) or "clean" (fed at timestep 0 as the condition); ``audio``:
+    "noised" (flow matching on the sound) or "noise" (pure noise at sigma 1, what the model sees when it generates
+    sound from nothing: the video learns without teaching the audio anything). A video-only family has no audio
+    stream whatever the plan says. The loss is ``video_weight * video MSE + audio_weight * audio MSE``.
+    """
+
+    video: str
+    audio: str
+    video_weight: float
+    audio_weight: float
+
+    @property
+    def needs_audio_latents(self) -> bool:
+        return self.audio == "noised"
+
+
+MODALITY_PLANS: dict[str, ModalityPlan] = {
+    "video": ModalityPlan(video="noised", audio="noise", video_weight=1.0, audio_weight=0.0),
+    "audio_video": ModalityPlan(video="noised", audio="noised", video_weight=1.0, audio_weight=1.0),
+    "audio": ModalityPlan(video="clean", audio="noised", video_weight=0.0, audio_weight=1.0),
+}
+
+
+@dataclass
+class _AudioStream:
+    inputs: AudioInputs
+    target: torch.Tensor | None  # [B, La, Ca] velocity target, None when the audio is not learned
+
+
+def _audio_stream(plan: ModalityPlan, family: ModelFamily, model, batch: dict, sigmas: torch.Tensor,
+                  generator: torch.Generator) -> _AudioStream | None:
+    """The audio stream of a batch, drawn after every video draw (so video-only families draw exactly what they
+    drew before audio existed): None for a family without one."""
+    shape = family.audio_token_shape(model, (batch["num_frames"], batch["height"], batch["width"]), float(batch["fps"]))
+    if shape is None:
+        return None
+    b = sigmas.shape[0]
+    context = batch["audio_prompt_embeds"]
+    if plan.audio == "noised":
+        a0 = batch["audio_latents"].float()
+        noise = torch.randn(a0.shape, generator=generator)
+        s = sigmas.view(b, 1, 1)
+        timesteps = (sigmas[:, None] * 1000.0).expand(b, a0.shape[1]).contiguous()
+        return _AudioStream(AudioInputs((1 - s) * a0 + s * noise, timesteps, context), noise - a0)
+    tokens = torch.randn((b, *shape), generator=generator)
+    return _AudioStream(AudioInputs(tokens, torch.full((b, shape[0]), 1000.0), context), None)
+
+
+def _audio_mse(pred: torch.Tensor | None, stream: _AudioStream | None) -> torch.Tensor | None:
+    if pred is None or stream is None or stream.target is None:
+        return None
+    return ((pred.float() - stream.target.to(pred.device)) ** 2).mean()
+
+
+def _combine(plan: ModalityPlan, video_loss: torch.Tensor, audio_loss: torch.Tensor | None) -> torch.Tensor:
+    if audio_loss is None or not plan.audio_weight:
+        return video_loss  # a video-only family, or sound not learned: exactly the video objective
+    if not plan.video_weight:
+        return plan.audio_weight * audio_loss
+    return plan.video_weight * video_loss + plan.audio_weight * audio_loss
+
+
 def _forward(family: ModelFamily, model, batch: dict, tokens: torch.Tensor, timesteps: torch.Tensor, device,
-             model_dtype, positions: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
+             model_dtype, positions: torch.Tensor | None = None, causal: bool = False,
+             audio: _AudioStream | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     inputs = ForwardInputs(
         tokens=tokens,
         timesteps=timesteps,
@@ -93,8 +160,9 @@ def _forward(family: ModelFamily, model, batch: dict, tokens: torch.Tensor, time
         fps=float(batch["fps"]),
         positions=positions,
         causal_temporal_positioning=causal,
+        audio=audio.inputs if audio is not None else None,
     )
-    return family.predict(model, inputs, device=device, dtype=model_dtype)
+    return family.predict_streams(model, inputs, device=device, dtype=model_dtype)
 
 
 def flow_matching_loss(
@@ -109,16 +177,22 @@ def flow_matching_loss(
     model_dtype: torch.dtype,
     family: ModelFamily | None = None,
     causal_temporal_positioning: bool = False,
+    modalities: ModalityPlan = MODALITY_PLANS["video"],
 ) -> LossOutput:
     """The standard objective: the model predicts the velocity noise - x0 of the noised latents (positioned as the
-    checkpoint's ``causal_temporal_positioning`` says, see ``ForwardInputs``)."""
+    checkpoint's ``causal_temporal_positioning`` says, see ``ForwardInputs``); with an audio stream (LTX-2) the
+    sound is noised with the same per-sample sigma, fed as noise, or the video is fed clean, as ``modalities`` says."""
     family = family or get_family(DEFAULT_FAMILY)
     x0 = batch["latents"].float()  # [B, L, C]
     f, h, w = batch["num_frames"], batch["height"], batch["width"]
     noised = _noise_batch(x0, f, h * w, generator, sampling_mode, sampling_params, first_frame_p, family)
-    pred = _forward(family, model, batch, noised.x_t, noised.timesteps, device, model_dtype,
-                    causal=causal_temporal_positioning)
-    return LossOutput(loss=_masked_mse(pred, noised), sigmas=noised.sigmas, conditioned=noised.conditioned)
+    if modalities.video == "clean":  # sound for the given video: the whole video is the condition
+        noised.x_t, noised.timesteps = x0, torch.zeros_like(noised.timesteps)
+    audio = _audio_stream(modalities, family, model, batch, noised.sigmas, generator)
+    pred, audio_pred = _forward(family, model, batch, noised.x_t, noised.timesteps, device, model_dtype,
+                                causal=causal_temporal_positioning, audio=audio)
+    loss = _combine(modalities, _masked_mse(pred, noised), _audio_mse(audio_pred, audio))
+    return LossOutput(loss=loss, sigmas=noised.sigmas, conditioned=noised.conditioned)
 
 
 # --------------------------------------------------------------------------------------------- IC-LoRA (reference)
@@ -136,6 +210,7 @@ def reference_video_loss(
     model_dtype: torch.dtype,
     family: ModelFamily | None = None,
     causal_temporal_positioning: bool = False,
+    modalities: ModalityPlan = MODALITY_PLANS["video"],
 ) -> LossOutput:
     """IC-LoRA: the clean reference latents are prepended to the noisy target; only the target is learned.
 
@@ -158,7 +233,8 @@ def reference_video_loss(
     f, h, w = batch["num_frames"], batch["height"], batch["width"]
     noised = _noise_batch(x0, f, h * w, generator, sampling_mode, sampling_params, first_frame_p, family)
     coords = family.token_positions(b, (f, h, w), float(batch["fps"]), causal=causal_temporal_positioning)
-    pred = _forward(
+    audio = _audio_stream(modalities, family, model, batch, noised.sigmas, generator)
+    pred, audio_pred = _forward(
         family,
         model,
         batch,
@@ -167,9 +243,11 @@ def reference_video_loss(
         device,
         model_dtype,
         positions=torch.cat([coords, coords], dim=2),
+        audio=audio,
     )
     pred = pred[:, seq_len:]  # the reference tokens' outputs are never compared with anything
-    return LossOutput(loss=_masked_mse(pred, noised), sigmas=noised.sigmas, conditioned=noised.conditioned)
+    loss = _combine(modalities, _masked_mse(pred, noised), _audio_mse(audio_pred, audio))
+    return LossOutput(loss=loss, sigmas=noised.sigmas, conditioned=noised.conditioned)
 
 
 def check_reference_latents(dataset: PrecomputedDataset, reference_latents_dir: str) -> None:
@@ -220,11 +298,13 @@ class TrainingStrategy(ABC):
     uses_reference_videos: ClassVar[bool] = False  # validation samples show reference | generated
 
     def __init__(self, conditioning: ConditioningConfig, flow_matching: FlowMatchingConfig, family: ModelFamily,
-                 data: DataConfig | None = None) -> None:
+                 data: DataConfig | None = None, modalities: str = "auto") -> None:
         self.conditioning = conditioning
         self.flow_matching = flow_matching
         self.family = family
         self.data = data
+        # model.modalities; "auto" is resolved against the dataset by resolve_modalities (dataset() does it).
+        self.modalities = modalities
         # The loaded checkpoint's position rule (ForwardInputs.causal_temporal_positioning); known once the model
         # has loaded (use_components), after the strategy checked its dataset.
         self.causal_temporal_positioning = False
@@ -234,6 +314,33 @@ class TrainingStrategy(ABC):
         """The text encoding the cached conditions must have (``data.text_encoding``; None when no data section was
         given: then any is accepted)."""
         return self.data.text_encoding if self.data is not None else None
+
+    @property
+    def modality_plan(self) -> ModalityPlan:
+        return MODALITY_PLANS["video" if self.modalities == "auto" else self.modalities]
+
+    def resolve_modalities(self, data_root: str) -> str:
+        """``model.modalities`` for this family and dataset: 'auto' becomes audio_video when the family has an audio
+        stream and the dataset audio latents, else video; a video-only family refuses the audio modes."""
+        from ltx_train_lib.data import has_audio_latents
+        from ltx_train_lib.errors import ConfigError
+
+        requested = self.modalities
+        if requested not in ("auto", *self.family.modalities):
+            raise ConfigError(
+                f"model.modalities '{requested}' needs a model with sound; {self.family.display_name} trains "
+                f"{', '.join(self.family.modalities)} only: set model.modalities: video (or auto), or use an LTX-2 "
+                "model_source"
+            )
+        if requested == "auto":
+            audio = "audio_video" in self.family.modalities and has_audio_latents(data_root)
+            requested = "audio_video" if audio else "video"
+        self.modalities = requested
+        return requested
+
+    def _dataset_kwargs(self, data_root: str) -> dict[str, Any]:
+        self.resolve_modalities(data_root)
+        return dict(text_encoding=self.text_encoding, with_audio=self.modality_plan.needs_audio_latents)
 
     def use_components(self, components: ModelComponents) -> None:
         """Take what the loaded checkpoint says about its inputs (today: its causal temporal positioning)."""
@@ -254,6 +361,7 @@ class TrainingStrategy(ABC):
             sampling_params=self.flow_matching.timestep_sampling_params,
             first_frame_p=self.conditioning.first_frame_conditioning_p,
             causal_temporal_positioning=self.causal_temporal_positioning,
+            modalities=self.modality_plan,
         )
 
 
@@ -263,7 +371,7 @@ class StandardStrategy(TrainingStrategy):
     def dataset(self, data_root: str) -> PrecomputedDataset:
         from ltx_train_lib.data import PrecomputedDataset
 
-        return PrecomputedDataset(data_root, text_encoding=self.text_encoding)
+        return PrecomputedDataset(data_root, **self._dataset_kwargs(data_root))
 
     def loss(self, model, batch, generator, *, device, model_dtype) -> LossOutput:
         return flow_matching_loss(model, batch, generator, device=device, model_dtype=model_dtype, family=self.family,
@@ -279,7 +387,7 @@ class ReferenceVideoStrategy(TrainingStrategy):
 
         # IC-LoRA: every sample needs its reference latents, checked before any model loads.
         dataset = PrecomputedDataset(
-            data_root, reference_latents_dir=self.conditioning.reference_latents_dir, text_encoding=self.text_encoding
+            data_root, reference_latents_dir=self.conditioning.reference_latents_dir, **self._dataset_kwargs(data_root)
         )
         check_reference_latents(dataset, self.conditioning.reference_latents_dir)
         return dataset
@@ -293,11 +401,12 @@ STRATEGIES: dict[str, type[TrainingStrategy]] = {s.mode: s for s in (StandardStr
 
 
 def build_strategy(conditioning: ConditioningConfig, flow_matching: FlowMatchingConfig, family: ModelFamily,
-                   data: DataConfig | None = None, components: ModelComponents | None = None) -> TrainingStrategy:
+                   data: DataConfig | None = None, components: ModelComponents | None = None,
+                   modalities: str = "auto") -> TrainingStrategy:
     """The strategy of ``conditioning.mode``; with ``data`` (the config's data section), its dataset also refuses a
     cache whose conditions were made with another text encoding than ``data.text_encoding``; with ``components``,
     it takes the loaded checkpoint's input rules (see ``use_components``)."""
-    strategy = STRATEGIES[conditioning.mode](conditioning, flow_matching, family, data)
+    strategy = STRATEGIES[conditioning.mode](conditioning, flow_matching, family, data, modalities)
     if components is not None:
         strategy.use_components(components)
     return strategy

@@ -76,7 +76,8 @@ class Trainer:
         self._events = events
         self.stop = StopFlag()
         self.family = family_for_source(cfg.model.model_source)
-        self.strategy = build_strategy(cfg.conditioning, cfg.flow_matching, self.family, data=cfg.data)
+        self.strategy = build_strategy(cfg.conditioning, cfg.flow_matching, self.family, data=cfg.data,
+                                       modalities=cfg.model.modalities)
 
     # ------------------------------------------------------------------ setup
     def _emit(self, event: str, **fields: Any) -> None:
@@ -107,7 +108,21 @@ class Trainer:
                 raise ConfigError("wandb.enabled is true but the wandb package is not installed; pip install wandb, or set wandb.enabled: false") from None
         if self.validation_enabled:
             check_validation_inputs(cfg.validation, reference_mode=self.strategy.uses_reference_videos)
-        return self.strategy.dataset(cfg.data.preprocessed_data_root)
+        dataset = self.strategy.dataset(cfg.data.preprocessed_data_root)
+        self._resolve_model_choices()
+        return dataset
+
+    def _resolve_model_choices(self) -> None:
+        """What the config left to the family and the dataset, made explicit (and so written to
+        training_config.yaml and part of the resume fingerprint): ``model.modalities`` ('auto' -> what the dataset
+        allows) and ``lora.target_modules`` (null -> the family's targets for those modalities)."""
+        cfg = self.cfg
+        model = cfg.model.model_copy(update={"modalities": self.strategy.modalities})
+        lora = cfg.lora
+        if lora.target_modules is None:
+            chosen = self.family.lora_targets_for(self.strategy.modalities)
+            lora = lora.model_copy(update={"target_modules": list(chosen)})
+        self.cfg = cfg.model_copy(update={"model": model, "lora": lora})
 
     @property
     def validation_enabled(self) -> bool:
@@ -283,9 +298,9 @@ class Trainer:
     def _setup_and_train(self) -> TrainResult:
         from accelerate import Accelerator
 
-        cfg = self.cfg
         # Bad input is reported before anything is written (not even an events file); output_dir is checked next.
         dataset = self._check_inputs()
+        cfg = self.cfg  # with the choices _check_inputs resolved
         if int(os.environ.get("WORLD_SIZE", "1")) == 1:
             # In-process reuse (tests, notebooks): start from a clean accelerate state each run.
             from accelerate.state import AcceleratorState
