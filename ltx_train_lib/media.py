@@ -13,7 +13,7 @@ from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import av
 import av.logging
@@ -22,6 +22,9 @@ from PIL import Image, ImageOps
 
 from ltx_train_lib.errors import DatasetError
 from ltx_train_lib.fileio import atomic_path, describe_os_error
+
+if TYPE_CHECKING:  # audio.py reads files through this module; it is imported where sound is written
+    from ltx_train_lib.audio import AudioClip, AudioTrackWriter
 
 # Keep FFmpeg's log (libx264's banner and statistics, decoder warnings) off stderr. PyAV 18 starts silent
 # (level None: a no-op C callback). set_level(ERROR) would also hide the banner, but it installs a callback
@@ -371,18 +374,32 @@ def _fps_fraction(fps: float | Fraction) -> Fraction:
 class VideoWriter:
     """Streaming H.264 (yuv420p) writer. Odd frame sizes are cropped by one pixel (yuv420p needs even sizes).
 
+    ``audio`` (an ``audio.AudioClip``) adds an AAC track, stream 1, starting with the first frame; it is
+    interleaved with the frames by time and written whole, even when it outlasts them.
     Use as a context manager; the file appears at ``path`` only when the block exits without error.
     """
 
-    def __init__(self, path: str | Path, fps: float | Fraction, *, crf: int = 18, preset: str = "veryfast") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float | Fraction,
+        *,
+        crf: int = 18,
+        preset: str = "veryfast",
+        audio: AudioClip | None = None,
+        audio_bitrate: int = 128_000,
+    ) -> None:
         self.path = Path(path)
         self.rate = _fps_fraction(fps)
         self.crf = crf
         self.preset = preset
+        self.audio = audio
+        self.audio_bitrate = audio_bitrate
         self.frames_written = 0
         self._atomic: contextlib.AbstractContextManager[Path] | None = None
         self._container: av.container.OutputContainer | None = None
         self._stream: av.video.stream.VideoStream | None = None
+        self._audio_track: AudioTrackWriter | None = None
         self._size: tuple[int, int] | None = None
 
     def __enter__(self) -> VideoWriter:
@@ -401,6 +418,10 @@ class VideoWriter:
         stream.codec_context.time_base = 1 / self.rate
         self._stream = stream
         self._size = (stream.width, stream.height)
+        if self.audio is not None:  # streams are added before the first packet: the header lists them all
+            from ltx_train_lib.audio import AudioTrackWriter
+
+            self._audio_track = AudioTrackWriter(self._container, self.audio, self.audio_bitrate)
 
     def write_rgb(self, rgb: np.ndarray) -> None:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
@@ -424,6 +445,8 @@ class VideoWriter:
         frame.time_base = self._stream.codec_context.time_base
         self._container.mux(self._stream.encode(frame))
         self.frames_written += 1
+        if self._audio_track is not None:
+            self._audio_track.write_until(self.frames_written / self.rate)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         assert self._container is not None and self._atomic is not None
@@ -434,6 +457,8 @@ class VideoWriter:
                 if self._stream is None:
                     raise ValueError(f"{self.path}: no frames were given to write")
                 container.mux(self._stream.encode(None))  # flush the encoder's delayed frames
+                if self._audio_track is not None:
+                    self._audio_track.finish()
                 container.close()
             except BaseException as error:
                 container.close()
@@ -445,8 +470,28 @@ class VideoWriter:
             atomic.__exit__(exc_type, exc, tb)
 
 
-def write_video(path: str | Path, frames: np.ndarray, fps: float) -> Path:
-    """Write uint8 [F,H,W,3] RGB frames as H.264 MP4 (yuv420p), atomically. Odd sizes are cropped to even."""
+def write_video(
+    path: str | Path,
+    frames: np.ndarray,
+    fps: float,
+    *,
+    audio: AudioClip | np.ndarray | None = None,
+    audio_sample_rate: int | None = None,
+    audio_bitrate: int = 128_000,
+) -> Path:
+    """Write uint8 [F,H,W,3] RGB frames as H.264 MP4 (yuv420p), atomically. Odd sizes are cropped to even.
+
+    ``audio``: a sound track muxed beside the frames as AAC, from the first frame on: an ``audio.AudioClip``
+    or a float array [N] / [channels, N] (1 or 2 channels, values in [-1, 1]) with ``audio_sample_rate``.
+    Without it the file is exactly what this function always wrote (one video stream).
+    """
+    clip = None
+    if audio is not None:
+        from ltx_train_lib.audio import as_audio_clip
+
+        clip = as_audio_clip(audio, audio_sample_rate)
+    elif audio_sample_rate is not None:
+        raise ValueError("audio_sample_rate was given without audio")
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
         raise ValueError(f"expected uint8 frames [F,H,W,3] with F >= 1, got shape {frames.shape}")
@@ -454,7 +499,7 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float) -> Path:
         raise ValueError(f"expected uint8 frames, got {frames.dtype}")
     if frames.shape[1] < 2 or frames.shape[2] < 2:
         raise ValueError(f"frames must be at least 2x2 pixels, got {frames.shape[2]}x{frames.shape[1]}")
-    with VideoWriter(path, fps) as writer:
+    with VideoWriter(path, fps, audio=clip, audio_bitrate=audio_bitrate) as writer:
         for frame in frames:
             writer.write_rgb(frame)
     return Path(path)

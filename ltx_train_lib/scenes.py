@@ -6,6 +6,10 @@ cut lands on the exact frame the detector chose (stream copy could only cut on k
 binary is needed. The detector reports cuts as times; they are mapped to frame indices through the
 frames' own timestamps, so variable-frame-rate files split where the detector saw the cut.
 
+Each clip carries the source's sound over exactly its frames' span (``audio.read_audio``, re-encoded to AAC
+at the source's rate, mono kept mono, more channels down-mixed to stereo), so the audio lasts as long as the
+video; sources without sound give video-only clips. The manifest and summary record which clips have sound.
+
 Clips of one video are written into a hidden staging folder and moved into place together, then the
 video is recorded in ``.scenes_manifest.json``; a crash or a bad file never leaves part of a video's
 clips behind, and a re-run skips videos whose clips are all present with the same settings.
@@ -33,6 +37,7 @@ from typing import Any, Literal
 import av
 import numpy as np
 
+from ltx_train_lib.audio import AAC_SAMPLE_RATES, audio_stream_info, read_audio
 from ltx_train_lib.errors import ConfigError, DatasetError, LtxTrainError, OutputError
 from ltx_train_lib.fileio import check_writable_dir, describe_os_error, translate_write_errors, write_text_atomic
 from ltx_train_lib.media import (
@@ -128,6 +133,7 @@ class SplitSettings:
     fade_bias: float | None = None
     backend: Literal["opencv", "pyav"] = "opencv"  # decoder used for detection (splitting always uses PyAV)
     crf: int = 18  # libx264 quality of the clips (lower = better, bigger)
+    keep_audio: bool = True  # clips carry the source's sound (AAC); False writes video-only clips
 
     def validate(self) -> None:
         if self.detector not in DETECTORS:
@@ -297,20 +303,45 @@ def clip_name(stem: str, number: int) -> str:
     return CLIP_TEMPLATE.format(stem=stem, number=number)
 
 
+# Sound of the clips: AAC at this bit rate per channel pair (the encoder lowers it where a low rate needs less).
+CLIP_AUDIO_BITRATE = 128_000
+
+
+def clip_audio_format(path: str | Path) -> tuple[int, int] | None:
+    """(sample rate, channels) the clips of ``path`` get for its sound, or None when it has none.
+
+    The source's rate where AAC can store it (else 48 kHz); mono stays mono, more channels become stereo.
+    """
+    info = audio_stream_info(path)
+    if info is None:
+        return None
+    rate = info.sample_rate if info.sample_rate in AAC_SAMPLE_RATES else 48000
+    return rate, 1 if info.channels == 1 else 2
+
+
 def write_scene_clips(
-    path: str | Path, scenes: list[Scene], out_dir: str | Path, stem: str | None = None, crf: int = 18
+    path: str | Path,
+    scenes: list[Scene],
+    out_dir: str | Path,
+    stem: str | None = None,
+    crf: int = 18,
+    *,
+    audio: bool = True,
 ) -> list[int]:
     """Decode ``path`` once and write each scene's frames to ``out_dir/<stem>-Scene-NNN.mp4``.
 
     Frames go to scenes by index in presentation order (the same order ``plan_scenes`` counted), so the
     clips hold exactly [start_frame, end_frame). Rotated sources are written upright (the rotation is
     applied to the pixels) so every reader, including ones that ignore display matrices, sees them the same.
+    ``audio`` (and a source with sound): each clip also gets the sound from its first frame's time for
+    num_frames / fps seconds, the duration of the clip's video, read sample-accurately by ``read_audio``.
     Returns the number of frames written per scene.
     """
     path, out_dir = Path(path), Path(out_dir)
     stem = stem or path.stem
     with _open(path) as container:  # DatasetError for a bad input: an OSError here is always about the output
         rate = _stream_fps(container.streams.video[0]) or Fraction(24)
+    sound_format = clip_audio_format(path) if audio else None
     counts = [0] * len(scenes)
     if not scenes:
         return counts
@@ -330,7 +361,24 @@ def write_scene_clips(
             if index < scenes[j].start_frame:
                 continue  # a gap (a filtered scene, or a fade the threshold detector left out)
             if writer is None:
-                writer = VideoWriter(out_dir / clip_name(stem, scenes[j].number), rate, crf=crf).__enter__()
+                sound = None
+                if sound_format is not None:
+                    # The clip's video lasts num_frames / rate (frames are written at a constant rate): the
+                    # sound spans exactly that from the scene's first frame, zero-padded past the track's end.
+                    sound = read_audio(
+                        path,
+                        start=scenes[j].start_time,
+                        duration=scenes[j].num_frames / float(rate),
+                        sample_rate=sound_format[0],
+                        channels=sound_format[1],
+                    )
+                writer = VideoWriter(
+                    out_dir / clip_name(stem, scenes[j].number),
+                    rate,
+                    crf=crf,
+                    audio=sound,
+                    audio_bitrate=CLIP_AUDIO_BITRATE,
+                ).__enter__()
             rotation = _normalise_rotation(frame.rotation)
             if rotation == 0 and frame.width % 2 == 0 and frame.height % 2 == 0:
                 writer.write_frame(frame)  # no RGB round trip: the encoder converts to yuv420p directly
@@ -397,6 +445,7 @@ class ClipInfo:
     frames: int
     start_time: float
     end_time: float
+    has_audio: bool = False  # the clip carries the source's sound
 
 
 @dataclass
@@ -406,6 +455,19 @@ class VideoResult:
     clips: list[ClipInfo] = field(default_factory=list)
     scenes_detected: int = 0
     reason: str = ""  # why a video was skipped
+
+
+AUDIO_NAMES_SHOWN = 5
+
+
+def audio_line(total: int, without: list[str], what: str = "files") -> str:
+    """"sound: 4 of 6 clips; without: a.mp4, b.mp4": the count, and the first few names without sound."""
+    line = f"sound: {total - len(without)} of {total} {what}"
+    if without:
+        shown = ", ".join(without[:AUDIO_NAMES_SHOWN])
+        more = f" and {len(without) - AUDIO_NAMES_SHOWN} more" if len(without) > AUDIO_NAMES_SHOWN else ""
+        line += f"; without: {shown}{more}"
+    return line
 
 
 @dataclass
@@ -429,11 +491,21 @@ class SplitSummary:
     def clips(self) -> list[Path]:
         return [self.output_dir / c.file for r in self.results if r.status != "skipped" for c in r.clips]
 
+    @property
+    def clips_without_audio(self) -> list[Path]:
+        return [self.output_dir / c.file for r in self.results if r.status != "skipped" for c in r.clips if not c.has_audio]
+
+    def audio_text(self) -> str:
+        """One line: how many clips have sound, and the first few without ("" when there are no clips)."""
+        return audio_line(len(self.clips), [p.name for p in self.clips_without_audio], "clips")
+
     def text(self) -> str:
         lines = [
             f"{len(self.split)} split, {len(self.unchanged)} already done, {len(self.skipped)} skipped; "
             f"{len(self.clips)} clips in {self.output_dir}"
         ]
+        if self.clips:
+            lines.append(self.audio_text())
         lines += [f"  skipped {r.source}: {r.reason}" for r in self.skipped]
         return "\n".join(lines)
 
@@ -493,7 +565,8 @@ def split_video(
         # Stage every clip of this video, then move them in together: the folder never holds part of a video.
         staging = Path(tempfile.mkdtemp(prefix=f".{video.stem}.", suffix=".tmp", dir=target_dir))
         try:
-            counts = write_scene_clips(video, scenes, staging, stem=video.stem, crf=settings.crf)
+            counts = write_scene_clips(video, scenes, staging, stem=video.stem, crf=settings.crf, audio=settings.keep_audio)
+            with_audio = settings.keep_audio and info.has_audio
             # Clips an earlier run made for this video under other settings would mix with the new ones.
             for old in (entry or {}).get("clips", []):
                 (output_dir / old["file"]).unlink(missing_ok=True)
@@ -505,7 +578,15 @@ def split_video(
                 os.replace(staging / name, target_dir / name)
                 rel = (Path(subdir) / name).as_posix() if subdir else name
                 clips.append(
-                    ClipInfo(rel, scene.start_frame, scene.start_frame + count, count, scene.start_time, scene.end_time)
+                    ClipInfo(
+                        rel,
+                        scene.start_frame,
+                        scene.start_frame + count,
+                        count,
+                        scene.start_time,
+                        scene.end_time,
+                        has_audio=with_audio,
+                    )
                 )
         finally:
             shutil.rmtree(staging, ignore_errors=True)

@@ -4,6 +4,11 @@ Every segment of a scene video is a different kind of picture (moving square, sc
 drifting blocky noise, bouncing disc, sliding checkerboard) with its own colours and steady motion,
 so PySceneDetect's ContentDetector at its default threshold (27) finds exactly the cuts placed, and
 nothing inside a segment (the motion changes few pixels per frame).
+
+With ``audio=True`` each segment also has its own sound: a sine tone at the segment's frequency
+(``SEGMENT_TONES_HZ``, the strongest frequency of its spectrum) with the segment's own envelope (steady,
+pulsing, under hiss, beeping, fluttering), panned to its own side, so a test can tell
+from the sound alone which scene a span of audio came from.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import av
 import numpy as np
 from PIL import Image
 
+from ltx_train_lib.audio import AudioClip
 from ltx_train_lib.fileio import atomic_path
 from ltx_train_lib.media import VideoWriter
 
@@ -102,6 +108,63 @@ SEGMENT_CAPTIONS: tuple[str, ...] = (
 )
 
 
+# The tone of each segment kind (Hz): far apart, so the strongest FFT bin names the scene even after AAC.
+SEGMENT_TONES_HZ: tuple[float, ...] = (262.0, 392.0, 523.0, 659.0, 880.0)
+SEGMENT_SOUND_CAPTIONS: tuple[str, ...] = (
+    "a steady low tone",
+    "a pulsing tone",
+    "a tone under soft hiss",
+    "short beeps",
+    "a high fluttering tone",
+)
+_TONE_LEVEL = 0.3
+_FADE_SECONDS = 0.005  # fade in and out at each cut: no click that a scene detector for sound would hear
+
+
+def segment_sound(kind: int, num_samples: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Float32 [2, num_samples] stereo sound of one segment kind; ``rng`` (fixed per segment) draws the hiss."""
+    t = np.arange(num_samples) / sample_rate
+    freq = SEGMENT_TONES_HZ[kind % len(SEGMENT_TONES_HZ)]
+    tone = np.sin(2 * np.pi * freq * t)  # no vibrato or glide: the strongest FFT bin stays on ``freq``
+    envelope = np.ones_like(t)
+    if kind % 5 == 1:
+        envelope = 0.6 + 0.4 * np.sin(2 * np.pi * 4.0 * t)  # pulsing at 4 Hz
+    elif kind % 5 == 3:
+        envelope = ((t * 5.0) % 1.0 < 0.6).astype(np.float64)  # beeps: 5 per second
+    elif kind % 5 == 4:
+        envelope = 0.85 + 0.15 * np.sin(2 * np.pi * 11.0 * t)  # a fast, shallow flutter
+    mono = _TONE_LEVEL * envelope * tone
+    if kind % 5 == 2:
+        mono = mono + 0.03 * rng.standard_normal(num_samples)  # hiss well below the tone
+    fade = min(num_samples // 2, round(_FADE_SECONDS * sample_rate))
+    if fade > 0:
+        ramp = np.linspace(0.0, 1.0, fade, endpoint=False)
+        mono[:fade] *= ramp
+        mono[num_samples - fade :] *= ramp[::-1]
+    pan = (kind % 5 - 2) * 0.2  # -0.4 (left) ... +0.4 (right)
+    return np.stack([mono * (1 - pan), mono * (1 + pan)]).astype(np.float32) / 1.4
+
+
+def scene_audio(
+    cuts: Sequence[int] = (72, 168),
+    num_frames: int = 240,
+    fps: float = 24,
+    sample_rate: int = 16000,
+    seed: int = 0,
+    channels: int = 2,
+) -> np.ndarray:
+    """Float32 [channels, round(num_frames / fps * sample_rate)] sound of a scene video: segment n (frames
+    [start, end)) sounds over [start / fps, end / fps) seconds with the sound of the picture it shows."""
+    if channels not in (1, 2):
+        raise ValueError(f"channels must be 1 or 2, got {channels}")
+    total = round(num_frames / fps * sample_rate)
+    out = np.zeros((2, total), np.float32)
+    for n, (start, end) in enumerate(segment_bounds(cuts, num_frames)):
+        a, b = round(start / fps * sample_rate), round(end / fps * sample_rate)
+        out[:, a:b] = segment_sound((n + seed) % len(SEGMENTS), b - a, sample_rate, np.random.default_rng(seed * 1000 + n))
+    return out.mean(axis=0, keepdims=True) if channels == 1 else out
+
+
 def segment_bounds(cuts: Sequence[int], num_frames: int) -> list[tuple[int, int]]:
     """[(start, end)) frame ranges for cuts at the given frames: cuts (72, 168) of 240 -> [(0,72),(72,168),(168,240)]."""
     edges = [0, *sorted(cuts), num_frames]
@@ -131,17 +194,29 @@ def make_scene_video(
     seed: int = 0,
     rotation: int = 0,
     crf: int = 18,
+    *,
+    audio: bool = False,
+    audio_sample_rate: int = 16000,
+    audio_channels: int = 2,
+    audio_bitrate: int = 64_000,
 ) -> Path:
     """H.264 MP4 whose scenes are exactly [0,cuts[0]), [cuts[0],cuts[1]), ... , [cuts[-1],num_frames).
 
     ``rotation`` (counter-clockwise degrees) is stored in the stream's display matrix, as phones do; the
     pixels are stored unrotated, so a reader that honours the matrix shows a ``size`` turned by it.
+    ``audio``: add an AAC track with each scene's own sound (``scene_audio``), as long as the video.
     """
     path = Path(path)
     if rotation % 90:
         raise ValueError(f"rotation must be a multiple of 90, got {rotation}")
+    if audio and rotation % 360:
+        raise ValueError("make_scene_video: audio is only written for rotation 0")
     if rotation % 360 == 0:
-        with VideoWriter(path, fps, crf=crf) as writer:
+        sound = None
+        if audio:
+            samples = scene_audio(cuts, num_frames, fps, audio_sample_rate, seed, audio_channels)
+            sound = AudioClip(samples, audio_sample_rate)
+        with VideoWriter(path, fps, crf=crf, audio=sound, audio_bitrate=audio_bitrate) as writer:
             for frame in scene_frames(cuts, num_frames, size, seed):
                 writer.write_rgb(frame)
         return path
@@ -241,11 +316,15 @@ SAMPLE_CLIPS: tuple[tuple[str, tuple[int, ...], int, int], ...] = (
 )
 
 
-def scene_caption(cuts: Sequence[int], num_frames: int, seed: int = 0) -> str:
-    """A caption of a scene video: what each of its scenes shows, in order ("..., then ...")."""
-    return ", then ".join(
-        SEGMENT_CAPTIONS[(n + seed) % len(SEGMENTS)] for n in range(len(segment_bounds(cuts, num_frames)))
-    )
+def scene_caption(cuts: Sequence[int], num_frames: int, seed: int = 0, *, sound: bool = False) -> str:
+    """A caption of a scene video: what each of its scenes shows, in order ("..., then ...").
+
+    ``sound``: also say what each scene sounds like ("..., with a pulsing tone")."""
+    parts = []
+    for n in range(len(segment_bounds(cuts, num_frames))):
+        kind = (n + seed) % len(SEGMENTS)
+        parts.append(SEGMENT_CAPTIONS[kind] + (f", with {SEGMENT_SOUND_CAPTIONS[kind]}" if sound else ""))
+    return ", then ".join(parts)
 
 
 def sample_captions() -> dict[str, str]:
@@ -253,12 +332,34 @@ def sample_captions() -> dict[str, str]:
     return {name: scene_caption(cuts, n, seed) for name, cuts, n, seed in SAMPLE_CLIPS}
 
 
-def make_sample_clips(folder: str | Path, size: tuple[int, int] = (256, 192), fps: float = 24) -> list[Path]:
-    """Write the demo's sample clips (a few seconds each, real cuts and motion, well under 400 KB each)."""
+# The sample clips' sound: 16 kHz stereo (what LTX-2's audio VAE takes), at a low AAC rate (tones code cheaply).
+SAMPLE_AUDIO_RATE = 16000
+SAMPLE_AUDIO_BITRATE = 32_000
+
+
+def make_sample_clips(
+    folder: str | Path, size: tuple[int, int] = (256, 192), fps: float = 24, *, audio: bool = True
+) -> list[Path]:
+    """Write the demo's sample clips (a few seconds each, real cuts and motion, well under 400 KB each).
+
+    ``audio`` (default): each scene has its own sound (see ``scene_audio``); False writes video-only clips,
+    byte-identical to the clips made before sound was added.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     return [
         # crf 28: smaller files; the segments are flat colours and coarse noise, so quality stays good.
-        make_scene_video(folder / name, cuts=cuts, num_frames=n, fps=fps, size=size, seed=seed, crf=28)
+        make_scene_video(
+            folder / name,
+            cuts=cuts,
+            num_frames=n,
+            fps=fps,
+            size=size,
+            seed=seed,
+            crf=28,
+            audio=audio,
+            audio_sample_rate=SAMPLE_AUDIO_RATE,
+            audio_bitrate=SAMPLE_AUDIO_BITRATE,
+        )
         for name, cuts, n, seed in SAMPLE_CLIPS
     ]

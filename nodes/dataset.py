@@ -64,6 +64,27 @@ def _rel(path: Path, base: Path) -> str:
         return str(path)
 
 
+def audio_summary(files: list[Path], base: Path) -> str:
+    """"sound: 3 of 4 videos; without: b.mp4": read from each video's header (nothing decoded)."""
+    from ltx_train_lib.audio import has_audio
+    from ltx_train_lib.errors import LtxTrainError
+    from ltx_train_lib.media import is_video
+    from ltx_train_lib.scenes import audio_line
+
+    readable, without = 0, []
+    for path in files:
+        if not is_video(path):
+            continue  # images never have sound; they train video-only
+        try:
+            sound = has_audio(path)
+        except LtxTrainError:
+            continue  # unreadable: the preview line names it, and SplitScenes/Precompute say why
+        readable += 1
+        if not sound:
+            without.append(_rel(path, base))
+    return audio_line(readable, without, "videos")
+
+
 def folder_signature(folder: Path, recursive: bool) -> str:
     """Changes when a file is added, removed, replaced or touched: ComfyUI re-runs the node then."""
     digest = hashlib.sha256()
@@ -89,7 +110,10 @@ class LoadVideos:
     )
     RETURN_TYPES = (T.VIDEOS,)
     RETURN_NAMES = ("videos",)
-    OUTPUT_TOOLTIPS = ("The media files, in a stable order, with the dataset's work folder.",)
+    OUTPUT_TOOLTIPS = (
+        "The media files, in a stable order, with the dataset's work folder. The summary counts the videos with "
+        "sound and names those without.",
+    )
     FUNCTION = "load"
 
     @classmethod
@@ -146,7 +170,7 @@ class LoadVideos:
         name = slug(dataset_name or path.name)
         record = T.MediaSet(folder=path, files=tuple(files), work_dir=datasets_dir() / name, name=name, stage="raw")
         entries, unreadable = thumbnails_ui(files, path)
-        text = [f"{len(files)} file(s) in {path}"]
+        text = [f"{len(files)} file(s) in {path}", audio_summary(files, path)]
         if unreadable:
             text.append("cannot preview (probably unreadable): " + ", ".join(unreadable))
         return {"ui": {**comfy.ui_images(entries), **comfy.ui_text(text, unique_id)}, "result": (record,)}
@@ -157,12 +181,13 @@ class SplitScenes:
 
     CATEGORY = "LTX Trainer/dataset"
     DESCRIPTION = (
-        "Detects scene cuts and writes one clip per scene to <work folder>/scenes/. Re-running skips videos already "
-        "split with the same settings; bad videos are skipped with a reason."
+        "Detects scene cuts and writes one clip per scene to <work folder>/scenes/. Each clip keeps the source's "
+        "sound over its span (AAC). Re-running skips videos already split with the same settings; bad videos are "
+        "skipped with a reason."
     )
     RETURN_TYPES = (T.VIDEOS,)
     RETURN_NAMES = ("clips",)
-    OUTPUT_TOOLTIPS = ("The scene clips.",)
+    OUTPUT_TOOLTIPS = ("The scene clips, with the sound of their span where the source has sound.",)
     FUNCTION = "split"
 
     @classmethod

@@ -306,12 +306,12 @@ def test_build_config_maps_widgets_and_names_bad_input(tmp_path):
 
 @pytest.fixture(scope="module")
 def media_root(tmp_path_factory):
-    """Two raw videos with one cut each in <root>/input/raw (so: 4 scenes)."""
+    """Two raw videos with one cut each in <root>/input/raw (so: 4 scenes); a.mp4 has sound, b.mp4 none."""
     from ltx_train_lib.synthetic import make_scene_video
 
     base = tmp_path_factory.mktemp("pipeline") / "comfy"
     raw = base / "input" / "raw"
-    make_scene_video(raw / "a.mp4", cuts=(20,), num_frames=40, size=(96, 64), crf=28)
+    make_scene_video(raw / "a.mp4", cuts=(20,), num_frames=40, size=(96, 64), crf=28, audio=True)
     make_scene_video(raw / "b.mp4", cuts=(18,), num_frames=36, size=(96, 64), seed=2, crf=28)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(comfy.ROOT_ENV, str(base))
@@ -344,6 +344,9 @@ def test_load_videos_and_split_scenes(media_root, clips):
     assert [probe_media(p).num_frames for p in scenes.files] == [20, 20, 18, 18]  # cut exactly at the scene change
     assert len(_ui_files(split["ui"], media_root)) == 4 and all(p.is_file() for p in _ui_files(split["ui"], media_root))
     assert "4 clips" in split["ui"]["text"][0]
+    assert "sound: 1 of 2 videos; without: b.mp4" in loaded["ui"]["text"][0]
+    assert "sound: 2 of 4 clips; without: b-Scene-001.mp4, b-Scene-002.mp4" in split["ui"]["text"][0]
+    assert [probe_media(p).has_audio for p in scenes.files] == [True, True, False, False]
     again = node("SplitScenes")().split(videos, **{**widget_defaults(node("SplitScenes")), "crf": 28})
     assert "0 split, 2 already done" in again["ui"]["text"][0]
 

@@ -62,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recursive", action="store_true", help="Also split videos in subfolders (kept in the output).")
     p.add_argument("--backend", choices=("opencv", "pyav"), default="opencv", help="Decoder used for detection.")
     p.add_argument("--crf", type=int, default=18, help="libx264 quality of the clips, 0-51 (default 18).")
+    p.add_argument(
+        "--no-audio",
+        action="store_true",
+        help="Write video-only clips (default: each clip keeps the source's sound over its span, as AAC).",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="Print only the summary.")
     return p
 
@@ -89,6 +94,8 @@ def print_summary(summary: SplitSummary) -> None:
         f"{len(summary.split)} split, {len(summary.unchanged)} already done, {len(summary.skipped)} skipped, "
         f"{len(summary.clips)} clips."
     )
+    if summary.clips:
+        console.print(summary.audio_text(), markup=False, highlight=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         fade_bias=args.fade_bias,
         backend=args.backend,
         crf=args.crf,
+        keep_audio=not args.no_audio,
     )
 
     def progress(done: int, total: int, video: Path) -> None:
