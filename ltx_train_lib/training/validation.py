@@ -237,9 +237,13 @@ def generate_validation_videos(
                     image = _load_image(cfg.images[i], width, height) if cfg.images else None
                     path = out_dir / sample_name(step, i, k)
                     with torch.autocast(device_type=torch.device(device).type, dtype=dtype, enabled=use_autocast):
-                        video = sampler.generate(cfg, conditions.prompts[i], conditions.negative, generator,
-                                                 frame_rate=fps, image=image, reference=reference)
-                    write_video(path, np.concatenate([reference, video], axis=2) if reference is not None else video, fps)
+                        sample = sampler.generate(cfg, conditions.prompts[i], conditions.negative, generator,
+                                                  frame_rate=fps, image=image, reference=reference)
+                    # Audio-video families return a GeneratedClip: its sound goes into the mp4 as an audio stream.
+                    video, sound, rate = (sample, None, None) if isinstance(sample, np.ndarray) else (
+                        sample.frames, sample.audio, sample.sample_rate)
+                    write_video(path, np.concatenate([reference, video], axis=2) if reference is not None else video, fps,
+                                audio=sound, audio_sample_rate=rate)
                     written.append(path)
                     index[path.name] = prompt
         finally:

@@ -34,6 +34,9 @@ _VIDEO_TARGETS = ("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0",
 _AUDIO_TARGETS = ("audio_attn1.to_q", "audio_attn1.to_k", "audio_attn1.to_v", "audio_attn1.to_out.0",
                   "audio_attn2.to_q", "audio_attn2.to_k", "audio_attn2.to_v", "audio_attn2.to_out.0",
                   "audio_ff.net.0.proj", "audio_ff.net.2")
+# LTX-2.3+ gate each attention's heads (``to_gate_logits``); on LTX-2 these names match nothing and are ignored.
+_VIDEO_TARGETS += ("attn1.to_gate_logits", "attn2.to_gate_logits")
+_AUDIO_TARGETS += ("audio_attn1.to_gate_logits", "audio_attn2.to_gate_logits")
 _CROSS_TARGETS = tuple(f"{m}.{p}" for m in ("audio_to_video_attn", "video_to_audio_attn")
                        for p in ("to_q", "to_k", "to_v", "to_out.0"))
 LORA_TARGETS_BY_MODE = {

@@ -48,6 +48,8 @@ def predict_streams(model: torch.nn.Module, inputs: ForwardInputs, *, device: An
         fps=float(inputs.fps),
         audio_num_frames=audio.tokens.shape[1],
         video_coords=positions.to(device, torch.float32),
+        # The cross-modal modulation reads the other stream's noise level, as LTX2Pipeline does by default.
+        use_cross_timestep=True,
         return_dict=False,
     )
     return video_out, audio_out
