@@ -58,7 +58,7 @@ def predict_streams(model: torch.nn.Module, inputs: ForwardInputs, *, device: An
 def audio_token_shape(model: torch.nn.Module, latent_shape: tuple[int, int, int], fps: float) -> tuple[int, int]:
     """The audio stream that goes with a video latent grid: round(25 x duration) tokens of ``audio_in_channels``."""
     duration = pixel_frames(latent_shape[0]) / float(fps)
-    config = getattr(model, "config", None)
-    if config is None:  # a peft-wrapped or compiled model
-        config = model.get_base_model().config if hasattr(model, "get_base_model") else model._orig_mod.config
-    return audio_latent_frames(duration), int(config.audio_in_channels)
+    # The training model may be wrapped (DDP: .module; torch.compile: ._orig_mod).
+    while not hasattr(model, "config") and (hasattr(model, "module") or hasattr(model, "_orig_mod")):
+        model = getattr(model, "module", None) or model._orig_mod
+    return audio_latent_frames(duration), int(model.config.audio_in_channels)

@@ -1,0 +1,352 @@
+"""The LTX-2 family on ``tiny-ltx2``: sources, audio latents, every training mode, exact resume, two processes,
+validation clips with sound, sampling as diffusers' LTX2Pipeline does, and ComfyUI LTXAV key names."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import av
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from ltx_train_lib.config import config_from_dict
+from ltx_train_lib.errors import ConfigError, ModelLoadError
+from ltx_train_lib.events import read_events
+from ltx_train_lib.models.ltx2 import comfy_keys
+from ltx_train_lib.models.ltx2.geometry import audio_latent_frames, denormalize_audio, unpack_audio
+from ltx_train_lib.models.ltx2.loading import _check_text_encoder, infer_transformer_config
+from ltx_train_lib.models.ltxv.geometry import denormalize_latents, unpack_latents
+from ltx_train_lib.models.registry import family_for_source, get_family, resolve_source
+from ltx_train_lib.training import checkpoint as ckpt
+from ltx_train_lib.training.trainer import Trainer
+from tests.conftest import tiny_config_dict
+from tests.test_trainer import _run_cli, _wait_for_event
+
+ROOT = Path(__file__).resolve().parents[1]
+FPS = 25.0
+BUCKET = "96x64x9"  # 2 x 2 x 3 latents, 9 audio latents (0.36 s at 25 per second)
+LORA = {"rank": 4, "alpha": 4}
+
+
+@pytest.fixture(scope="session")
+def tiny_ltx2() -> Path:
+    from ltx_train_lib.models.ltx2.tiny import tiny_ltx2_dir
+
+    return tiny_ltx2_dir()
+
+
+@pytest.fixture(scope="module")
+def ltx2_dataset(tmp_path_factory, tiny_ltx2) -> Path:
+    """Three 30-frame clips at 25 fps, preprocessed with tiny-ltx2: two with a tone each, one without sound."""
+    from ltx_train_lib.precompute import preprocess_dataset
+    from ltx_train_lib.synthetic import make_scene_video
+
+    clips = tmp_path_factory.mktemp("ltx2") / "clips"
+    clips.mkdir()
+    entries = []
+    for i in range(3):
+        make_scene_video(clips / f"c{i}.mp4", cuts=(), num_frames=30, fps=FPS, size=(96, 64), seed=i, audio=i != 2)
+        entries.append({"caption": f"a tone scene number {i}", "media_path": f"c{i}.mp4"})
+    (clips / "captions.json").write_text(json.dumps(entries))
+    result = preprocess_dataset(clips / "captions.json", BUCKET, model_source="tiny-ltx2")
+    assert result.ok, result.summary()
+    return clips
+
+
+def _cfg(data: Path, out: Path, **overrides) -> dict:
+    cfg = tiny_config_dict(data, out, model__model_source="tiny-ltx2", optimization__batch_size=1, **overrides)
+    cfg["lora"] = dict(LORA)
+    return cfg
+
+
+# ------------------------------------------------------------------------------------------------ sources
+
+
+def test_every_source_kind_resolves_and_loads_offline(tmp_path: Path, tiny_ltx2: Path) -> None:
+    from ltx_train_lib.models.loader import load_components
+
+    family = get_family("ltx2")
+    assert family_for_source("tiny-ltx2") is family and family_for_source(str(tiny_ltx2)) is family
+    assert family_for_source("tiny").name == "ltxv"  # LTX-Video keeps its sources
+    tiny = load_components("tiny-ltx2", components=("transformer",)).transformer
+    folder = load_components(str(tiny_ltx2), components=("transformer",)).transformer
+    assert resolve_source(str(tiny_ltx2)).kind == "folder"
+    reference = tiny.state_dict()
+    assert all(torch.equal(reference[k], v) for k, v in folder.state_dict().items())
+
+    # A single file with ComfyUI's LTXAV names (as in models/diffusion_models): recognised from its keys, its
+    # architecture read off the tensor shapes, its weights those of the folder.
+    single = tmp_path / "ltx2_tiny_comfy.safetensors"
+    save_file({"model.diffusion_model." + comfy_keys.to_comfy_path(k): v.contiguous() for k, v in reference.items()},
+              str(single))
+    assert family_for_source(str(single)) is family and resolve_source(str(single)).kind == "single_file"
+    loaded = load_components(str(single), components=("transformer",)).transformer
+    assert loaded.config.num_layers == 2 and loaded.config.audio_in_channels == 4
+    assert all(torch.equal(reference[k], v) for k, v in loaded.state_dict().items())
+
+    # Named versions are found in any case; a Hub id that is not cached is a clear error naming the download.
+    assert resolve_source("ltx-2_19b_dev").version.name == "LTX-2_19B_DEV"
+    assert resolve_source("LTX-2.5_22B_DISTILLED").version.size == "22B-2.5"
+    with pytest.raises(ModelLoadError, match="hf download"):
+        load_components("someone/LTX-2-not-cached", components=("transformer",))
+    # The VAE of a single transformer file has to come from somewhere: the message says from where.
+    with pytest.raises(ModelLoadError, match="model.vae_path"):
+        load_components(str(single), components=("vae",))
+
+
+def test_stock_gemma4_is_refused_and_the_ltx_finetune_accepted() -> None:
+    def model(model_type: str, name: str):
+        return SimpleNamespace(config=SimpleNamespace(model_type=model_type, _name_or_path=name))
+
+    with pytest.raises(ModelLoadError, match="gemma4-12b-ltx-v1"):
+        _check_text_encoder(model("gemma4", "google/gemma-4-12b-it"), "google/gemma-4-12b-it")
+    _check_text_encoder(model("gemma4", "Lightricks/gemma4-12b-ltx-v1"), "x")
+    _check_text_encoder(model("gemma3", "google/gemma-3-12b-it"), "x")
+
+
+def test_release_features_are_read_off_the_weights() -> None:
+    """LTX-2.3/2.5 features (gated attention, prompt modulation, no caption projection, FFN without bias,
+    keyframe embedding) and the dimensions are recovered from a state dict in ComfyUI's names."""
+    from diffusers import LTX2VideoTransformer3DModel
+
+    from ltx_train_lib.models.ltx2.tiny import TRANSFORMER_CONFIG
+
+    flags = dict(gated_attn=True, audio_gated_attn=True, cross_attn_mod=True, audio_cross_attn_mod=True,
+                 use_prompt_embeddings=False, ff_bias=False, use_keyframes_abs_pos_embedding=True)
+    with torch.device("meta"):
+        model = LTX2VideoTransformer3DModel(**dict(TRANSFORMER_CONFIG, num_layers=3, **flags))
+    shapes = {"diffusion_model." + comfy_keys.to_comfy_path(k): tuple(v.shape) for k, v in model.state_dict().items()}
+    inferred = infer_transformer_config(shapes)
+    for key in ("in_channels", "num_attention_heads", "attention_head_dim", "audio_in_channels",
+                "audio_num_attention_heads", "audio_attention_head_dim", "num_layers"):
+        assert inferred[key] == model.config[key], key
+    for key, value in flags.items():
+        assert inferred[key] == value, key
+    with pytest.raises(ModelLoadError, match="not an LTX-2 transformer"):
+        infer_transformer_config({"diffusion_model.patchify_proj.weight": (16, 8)})
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+def test_preprocessing_writes_audio_latents_and_names_the_clip_without_sound(ltx2_dataset: Path) -> None:
+    from ltx_train_lib.audio import read_audio
+    from ltx_train_lib.models.loader import load_components
+    from ltx_train_lib.precompute import preprocess_dataset
+
+    pre = ltx2_dataset / ".precomputed"
+    assert sorted(p.name for p in (pre / "audio_latents").iterdir()) == ["c0.pt", "c1.pt"]
+    manifest = json.loads((pre / ".manifest.json").read_text())
+    assert manifest["settings"]["family"] == "ltx2" and manifest["settings"]["audio"]["sample_rate"] == 16000
+    assert manifest["samples"]["c2.mp4"]["audio"] == {"frames": 0}
+    audio = torch.load(pre / "audio_latents" / "c0.pt", weights_only=True)
+    assert audio["latents"].shape == (audio_latent_frames(9 / FPS), 4) == (9, 4)
+    assert audio["sample_rate"] == 16000 and audio["mel_bins"] == 2 and audio["channels"] == 2
+    cond = torch.load(pre / "conditions" / "c0.pt", weights_only=True)
+    assert cond["prompt_embeds"].shape == cond["audio_prompt_embeds"].shape == (128, 32)
+
+    # Known answer: the cached latents are the audio VAE's encoding of exactly the span the video latents cover.
+    family = get_family("ltx2")
+    vae = load_components("tiny-ltx2", components=("vae",)).vae
+    clip = read_audio(ltx2_dataset / "c0.mp4", start=0.0, duration=9 / FPS, sample_rate=16000, channels=2)
+    direct = family.encode_audio(vae, torch.from_numpy(clip.samples)[None], 9 / FPS)[0]["latents"]
+    assert torch.equal(direct, audio["latents"])
+
+    # A second run reuses everything and still names the clip without sound.
+    again = preprocess_dataset(ltx2_dataset / "captions.json", BUCKET, model_source="tiny-ltx2")
+    assert sorted(again.reused) == ["c0.mp4", "c1.mp4", "c2.mp4"] and not again.audio_computed
+    assert again.without_audio == ["c2.mp4"] and "c2.mp4" in again.summary()
+
+
+# ------------------------------------------------------------------------------------------------ training
+
+
+def _fixed_loss(trainer_cfg, dataset: Path, lora_file: Path | None, mode: str) -> float:
+    """The mean loss over the clips at sigma 0.5 with fixed noise (the same for every call), with ``lora_file``."""
+    from ltx_train_lib.data import PrecomputedDataset, collate
+    from ltx_train_lib.models.loader import load_components
+    from ltx_train_lib.training.strategy import build_strategy
+
+    cfg = config_from_dict(trainer_cfg)
+    family = get_family("ltx2")
+    strategy = build_strategy(cfg.conditioning, cfg.flow_matching, family, modalities=mode)
+    data = PrecomputedDataset(dataset, with_audio=mode != "video")
+    model = load_components("tiny-ltx2", components=("transformer",)).transformer
+    if lora_file is not None:
+        from peft import LoraConfig
+
+        model.add_adapter(LoraConfig(r=8, lora_alpha=8, target_modules=list(family.lora_targets_for(mode))))
+        state = {k.removeprefix("transformer."): v for k, v in load_file(str(lora_file)).items()}
+        from peft.utils import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, state)
+    losses = []
+    for i in range(len(data)):
+        with torch.no_grad():
+            out = strategy.loss(model, collate([data[i]]), torch.Generator().manual_seed(123 + i),
+                                device=torch.device("cpu"), model_dtype=torch.float32)
+        losses.append(float(out.loss))
+    return float(np.mean(losses))
+
+
+@pytest.mark.parametrize("mode", ["audio_video", "video", "audio"])
+def test_every_training_mode_learns_one_clip_and_adapts_its_streams(tmp_path: Path, ltx2_dataset: Path, mode: str) -> None:
+    cfg = _cfg(ltx2_dataset, tmp_path / mode, model__modalities=mode, optimization__steps=40,
+               optimization__learning_rate=3e-2, checkpoints__interval=None,
+               flow_matching__timestep_sampling_mode="uniform",
+               flow_matching__timestep_sampling_params={"min_value": 0.5, "max_value": 0.5},
+               conditioning={"first_frame_conditioning_p": 0.0})
+    cfg["lora"] = {"rank": 8, "alpha": 8}
+    result = Trainer(config_from_dict(cfg)).train()
+    assert result.status == "done"
+    before = _fixed_loss(cfg, ltx2_dataset, None, mode)
+    after = _fixed_loss(cfg, ltx2_dataset, tmp_path / mode / "lora_weights.safetensors", mode)
+    assert after < 0.85 * before, (before, after)  # a trainer that learns nothing stays at ~1.0
+
+    keys = list(safe_open(str(tmp_path / mode / "lora_weights_comfy.safetensors"), "pt").keys())
+    modules = {k.split(".lora_")[0].split("transformer_blocks.0.")[-1] for k in keys if ".transformer_blocks.0." in k}
+    audio = {m for m in modules if m.startswith("audio_attn") or m.startswith("audio_ff")}
+    cross = {m for m in modules if m.startswith(("audio_to_video", "video_to_audio"))}
+    video = modules - audio - cross
+    assert bool(audio) == (mode != "video") and bool(cross) == (mode != "video") and bool(video) == (mode != "audio")
+    written = yaml.safe_load((tmp_path / mode / "training_config.yaml").read_text())
+    assert written["model"]["modalities"] == mode and written["lora"]["target_modules"]
+
+
+def test_auto_trains_audio_video_and_ltx_video_refuses_sound(tmp_path: Path, ltx2_dataset: Path, precomputed_dataset: Path) -> None:
+    cfg = _cfg(ltx2_dataset, tmp_path / "auto", optimization__steps=1, checkpoints__interval=None)
+    Trainer(config_from_dict(cfg)).train()
+    header = safe_open(str(tmp_path / "auto" / "lora_weights_comfy.safetensors"), "pt").metadata()
+    assert header["modalities"] == "audio_video" and header["model_family"] == "ltx2"
+    assert header["license"] == "LTX-2.x Community License"
+    ltxv = tiny_config_dict(precomputed_dataset, tmp_path / "v", model__modalities="audio_video")
+    with pytest.raises(ConfigError, match="model.modalities 'audio_video' needs a model with sound"):
+        Trainer(config_from_dict(ltxv)).train()
+
+
+def test_validation_clips_carry_an_audio_stream(tmp_path: Path, ltx2_dataset: Path) -> None:
+    cfg = _cfg(ltx2_dataset, tmp_path / "out", optimization__steps=1, checkpoints__interval=None)
+    cfg["validation"] = {"prompts": ["a tone scene"], "interval": 1, "video_dims": [96, 64, 9], "inference_steps": 2}
+    Trainer(config_from_dict(cfg)).train()
+    videos = sorted((tmp_path / "out" / "validation_samples").glob("*.mp4"))
+    assert not [e for e in read_events(tmp_path / "out" / "events.jsonl") if e["event"] == "validation_failed"]
+    assert videos
+    with av.open(str(videos[-1])) as container:
+        kinds = sorted(s.type for s in container.streams)
+        rate = container.streams.audio[0].rate
+        duration = container.duration / 1e6
+    assert kinds == ["audio", "video"] and rate == 16000 and abs(duration - 9 / FPS) < 0.1
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path: Path, ltx2_dataset: Path) -> None:
+    common = dict(optimization__steps=40, checkpoints__interval=10, checkpoints__keep_last_n=2,
+                  conditioning={"first_frame_conditioning_p": 0.5}, optimization__scheduler_type="cosine")
+    paths = {}
+    for name in ("full", "kill"):
+        paths[name] = tmp_path / f"{name}.yaml"
+        paths[name].write_text(yaml.safe_dump(_cfg(ltx2_dataset, tmp_path / name, **common)))
+    full = _run_cli(paths["full"])
+    victim = _run_cli(paths["kill"])
+    _wait_for_event(tmp_path / "kill" / "events.jsonl", lambda e: e["event"] == "step" and e["step"] >= 13, victim)
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait(30)
+    assert full.wait(600) == 0, full.stdout.read()
+    latest = ckpt.latest_state_checkpoint(tmp_path / "kill")
+    assert latest is not None and latest.step in (10, 20, 30)
+    resumed = _run_cli(paths["kill"])
+    out, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, out
+    a = load_file(str(tmp_path / "full" / "lora_weights.safetensors"))
+    b = load_file(str(tmp_path / "kill" / "lora_weights.safetensors"))
+    assert a.keys() == b.keys() and any("audio_attn1" in k for k in a)
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs after resume"
+
+
+@pytest.mark.slow
+def test_two_processes_end_with_identical_weights(tmp_path: Path, ltx2_dataset: Path) -> None:
+    cfg = _cfg(ltx2_dataset, tmp_path / "out", optimization__steps=3, checkpoints__interval=None)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train_distributed.py"), str(path), "--num_processes", "2",
+         "--disable_progress_bars"], capture_output=True, text=True, timeout=600,
+    )
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    done = read_events(tmp_path / "out" / "events.jsonl")[-1]
+    assert done["event"] == "done" and len(done["rank_digests"]) == 2
+    assert done["rank_digests"][0] == done["rank_digests"][1], "ranks diverged"
+
+
+# ------------------------------------------------------------------------------------------------ sampling
+
+
+@pytest.mark.parametrize("guidance", [1.0, 3.0])
+def test_validation_sampler_equals_ltx2pipeline(tiny_ltx2: Path, guidance: float) -> None:
+    """Our sampling loop (through family.predict_streams, from cached-style conditions) gives the latents of
+    diffusers' LTX2Pipeline (CFG and guidance rescale as it does them; its STG and modality guidance off)."""
+    from diffusers import LTX2Pipeline
+
+    from ltx_train_lib.models.loader import load_components
+
+    family = get_family("ltx2")
+    comps = load_components("tiny-ltx2", components=("transformer", "vae", "scheduler"))
+    pipe = LTX2Pipeline.from_pretrained(str(tiny_ltx2), local_files_only=True)
+    states = {}
+    for name, text in (("pos", "a red square beeps"), ("neg", "blurry")):
+        embeds, mask = pipe._get_gemma_prompt_embeds([text], max_sequence_length=128, device="cpu")
+        video, audio, cmask = pipe.connectors(embeds, mask, padding_side="left")
+        states[name] = (embeds, mask, {"prompt_embeds": video[0], "audio_prompt_embeds": audio[0],
+                                       "prompt_attention_mask": cmask[0].bool()})
+    out = pipe(
+        prompt_embeds=states["pos"][0], prompt_attention_mask=states["pos"][1], negative_prompt_embeds=states["neg"][0],
+        negative_prompt_attention_mask=states["neg"][1], width=96, height=64, num_frames=9, frame_rate=FPS,
+        num_inference_steps=3, guidance_scale=guidance, audio_guidance_scale=7.0 if guidance > 1 else 1.0,
+        stg_scale=0.0, audio_stg_scale=0.0, modality_scale=1.0, audio_modality_scale=1.0, output_type="latent",
+        generator=torch.Generator().manual_seed(5),
+    )
+    cfg = SimpleNamespace(video_dims=(96, 64, 9), guidance_scale=guidance, inference_steps=3)
+    sampler = family.validation_sampler(comps, comps.transformer, "cpu")
+    video, audio = sampler.denoise(cfg, states["pos"][2], states["neg"][2], torch.Generator().manual_seed(5),
+                                   frame_rate=FPS)
+    ours_video = denormalize_latents(unpack_latents(video, 2, 2, 3), comps.vae.video)
+    ours_audio = unpack_audio(denormalize_audio(audio, comps.vae.audio), 2)
+    assert torch.allclose(ours_video, out.frames, atol=1e-4, rtol=1e-4)
+    assert torch.allclose(ours_audio, out.audio, atol=1e-4, rtol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------------ export
+
+
+def test_comfy_file_has_ltxav_keys_for_every_target_module(tmp_path: Path, ltx2_dataset: Path) -> None:
+    """diffusers' own reader of ComfyUI/original LTX-2 LoRAs maps every key of our ``_comfy`` file back to the
+    diffusers file's key: every target module of every block, under ComfyUI's LTXAV names."""
+    from diffusers.loaders.lora_conversion_utils import _convert_non_diffusers_ltx2_lora_to_diffusers
+
+    cfg = _cfg(ltx2_dataset, tmp_path / "out", optimization__steps=1, checkpoints__interval=None)
+    Trainer(config_from_dict(cfg)).train()
+    comfy = load_file(str(tmp_path / "out" / "lora_weights_comfy.safetensors"))
+    ours = load_file(str(tmp_path / "out" / "lora_weights.safetensors"))
+    assert all(k.startswith("diffusion_model.") for k in comfy)
+    back = _convert_non_diffusers_ltx2_lora_to_diffusers(dict(comfy))
+    assert set(back) == set(ours)
+    targets = get_family("ltx2").lora_targets_for("audio_video")
+    present = {t for t in targets if f"diffusion_model.transformer_blocks.1.{t}.lora_A.weight" in comfy}
+    assert present == {t for t in targets if "to_gate_logits" not in t}  # tiny-ltx2 is LTX-2.0: no gates
+    for name in ("time_embed.linear.weight", "audio_proj_in.weight", "av_cross_attn_video_a2v_gate.linear.weight",
+                 "transformer_blocks.0.audio_attn1.norm_q.weight", "prompt_adaln.linear.bias"):
+        assert comfy_keys.to_diffusers_path(comfy_keys.to_comfy_path(name)) == name
+    assert comfy_keys.to_comfy_path("audio_proj_in.weight") == "audio_patchify_proj.weight"
+    assert comfy_keys.to_comfy_path("audio_time_embed.linear.weight") == "audio_adaln_single.linear.weight"
+    assert np.isfinite([v.float().abs().max().item() for v in comfy.values()]).all()
