@@ -29,8 +29,10 @@ test-js:
 
 test: lint test-py test-js
 
+# make demo: LTX-2 (tiny-ltx2, video + sound); make demo FAMILY=ltxv: LTX-Video (tiny, video only).
+FAMILY ?= ltx2
 demo: venv
-	$(PY) scripts/demo.py
+	$(PY) scripts/demo.py --family $(FAMILY)
 
 bench: venv
 	$(PY) bench/train_step.py --model tiny

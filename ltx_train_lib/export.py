@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -96,11 +96,22 @@ def _family(family: ModelFamily | None) -> ModelFamily:
     return family or get_family(DEFAULT_FAMILY)
 
 
-def family_of_metadata(metadata: Mapping[str, str] | None) -> ModelFamily:
-    """The family a file of ours was trained on (``model_family`` header), else the default family."""
+# Path segments only an audio-video (LTX-2) transformer has, in either layout.
+_AUDIO_SEGMENTS = ("audio_attn1", "audio_attn2", "audio_ff", "audio_to_video_attn", "video_to_audio_attn",
+                   "audio_proj_in", "audio_patchify_proj", "audio_time_embed", "audio_adaln_single")
+
+
+def family_of_metadata(metadata: Mapping[str, str] | None, keys: Iterable[str] = ()) -> ModelFamily:
+    """The family a file was trained on: the ``model_family`` header of our files; for other tools' files LTX-2
+    when a tensor belongs to the audio stream, else the default family (their video-only names are the same)."""
     from ltx_train_lib.models.registry import DEFAULT_FAMILY, get_family
 
-    return get_family((metadata or {}).get("model_family") or DEFAULT_FAMILY)
+    named = (metadata or {}).get("model_family")
+    if named:
+        return get_family(named)
+    if any(seg in _AUDIO_SEGMENTS for k in keys for seg in k.split(".")):
+        return get_family("ltx2")
+    return get_family(DEFAULT_FAMILY)
 
 
 def to_comfy_path(name: str, family: ModelFamily | None = None) -> str:
@@ -498,7 +509,7 @@ def convert_file(input_path: str | Path, to: Side | None = None, output_path: st
     if to not in (None, "comfy", "diffusers"):
         raise ConversionError(f"{input_path}: unknown target layout {to!r}; use 'comfy' or 'diffusers'")
     sd, metadata = read_safetensors(input_path)
-    family = family_of_metadata(metadata)
+    family = family_of_metadata(metadata, sd.keys())
     layout = detect_layout(sd, family)
     if layout is None:
         keys = list(sd)

@@ -52,6 +52,7 @@ def _schema_fields() -> list[tuple[str, type, str, dict[str, Any]]]:
         ("alpha", C.LoraConfig, "alpha", {"max": 4096}),
         ("dropout", C.LoraConfig, "dropout", {}),
         ("target_modules", C.LoraConfig, "target_modules", {}),
+        ("modalities", C.ModelConfig, "modalities", {}),
         ("batch_size", C.OptimizationConfig, "batch_size", {"max": 256}),
         ("gradient_accumulation_steps", C.OptimizationConfig, "gradient_accumulation_steps", {"max": 1024}),
         ("optimizer_type", C.OptimizationConfig, "optimizer_type", {}),
@@ -133,14 +134,13 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 def _latent_space(source: str) -> str | None:
     """Which VAE's latents a model reads: named LTX-Video releases from 0.9.5 on share one; None when unknown (a
     path or a repo id: not checked)."""
-    from ltx_train_lib.models.ltxv.versions import OLD_VAE_VERSIONS
-    from ltx_train_lib.models.registry import all_versions, tiny_sources
+    from ltx_train_lib.models.registry import all_versions, get_family, resolve_source, tiny_sources
 
-    if source in tiny_sources():
-        return f"tiny:{source}"
-    if source in all_versions():
-        return source if source in OLD_VAE_VERSIONS else "ltxv-0.9.5+"
-    return None
+    if source not in tiny_sources() and source not in all_versions():
+        return None
+    resolved = resolve_source(source)
+    # The family knows which sources share a VAE (LTX-Video 0.9.5+ one, LTX-2.3 and 2.5 one, ...).
+    return get_family(resolved.family).cache_identities(resolved, load_text_encoder_in_8bit=False)[0]
 
 
 def _check_latents_fit(model_source: str, dataset_source: str) -> None:
@@ -282,7 +282,8 @@ class TrainLoRA:
             ),
             "model_path": model_path_widget(),
             "text_encoder": component_widget(
-                "text_encoders", "T5 text encoder for validation videos: a file in models/text_encoders, or from the model."
+                "text_encoders", "Text encoder for validation videos (T5 for LTX-Video, Gemma for LTX-2): a file in "
+                "models/text_encoders, or from the model."
             ),
             "vae": component_widget("vae", "VAE for validation videos: a file in models/vae, or from the model."),
         }

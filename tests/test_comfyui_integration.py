@@ -207,7 +207,8 @@ def test_nodes_are_listed_in_object_info(comfy):
     assert "jobs" in jobs
 
 
-@pytest.mark.parametrize("name", ["LTX Trainer, full pipeline (tiny model, CPU)", "LTX Trainer, train from a dataset (tiny model, CPU)"])
+@pytest.mark.parametrize("name", ["LTX Trainer, full pipeline (tiny model, CPU)", "LTX Trainer, train from a dataset (tiny model, CPU)",
+                                  "LTX Trainer, audio-video LoRA (tiny LTX-2, CPU)"])
 def test_bundled_workflow_runs_end_to_end(comfy, name):
     info = comfy.get("/object_info")
     lora_name = f"it_{uuid.uuid4().hex[:8]}"
@@ -219,6 +220,13 @@ def test_bundled_workflow_runs_end_to_end(comfy, name):
     assert "text" in outputs[train_id]
     saved = comfy.folders["loras"] / f"{lora_name}.safetensors"
     assert saved.is_file()
+    if "LTX-2" in name:  # the sample clips' sound was encoded and trained: the LoRA adapts the audio stream too
+        from safetensors import safe_open
+
+        with safe_open(str(saved), "pt") as fh:
+            keys = list(fh.keys())
+            assert fh.metadata()["modalities"] == "audio_video"
+        assert any(".audio_attn1." in k for k in keys) and any(".audio_to_video_attn." in k for k in keys)
     saved.unlink()
 
 

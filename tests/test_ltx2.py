@@ -350,3 +350,39 @@ def test_comfy_file_has_ltxav_keys_for_every_target_module(tmp_path: Path, ltx2_
     assert comfy_keys.to_comfy_path("audio_proj_in.weight") == "audio_patchify_proj.weight"
     assert comfy_keys.to_comfy_path("audio_time_embed.linear.weight") == "audio_adaln_single.linear.weight"
     assert np.isfinite([v.float().abs().max().item() for v in comfy.values()]).all()
+
+
+@pytest.mark.skipif(not os.environ.get("COMFYUI_PATH"), reason="set COMFYUI_PATH (ComfyUI 0.33+, with LTXAV) to run")
+def test_every_key_patches_comfyuis_own_ltxav_model(tmp_path: Path, ltx2_dataset: Path) -> None:
+    """ComfyUI's key map and LoRA loader place every key of the ``_comfy`` file on a weight of its LTXAV model (0
+    "lora key not loaded"); a key ComfyUI does not know is reported, so the check can fail."""
+    cfg = _cfg(ltx2_dataset, tmp_path / "out", optimization__steps=1, checkpoints__interval=None)
+    Trainer(config_from_dict(cfg)).train()
+    lora = tmp_path / "out" / "lora_weights_comfy.safetensors"
+    config = tmp_path / "transformer.json"
+    config.write_text(json.dumps(json.loads((_tiny_dir() / "transformer" / "config.json").read_text())))
+    python = os.environ.get("COMFYUI_PYTHON", sys.executable)
+
+    def check(path: Path) -> dict:
+        res = subprocess.run([python, str(ROOT / "tests" / "comfyui_ltx2_keys.py"), str(path), str(config)],
+                             capture_output=True, text=True, timeout=600, env=dict(os.environ))
+        assert res.returncode == 0, res.stderr[-3000:]
+        return json.loads(res.stdout.strip().splitlines()[-1])
+
+    report = check(lora)
+    assert report["model_class"] == "LTXAVModel"
+    assert report["not_loaded"] == [] and report["missing_in_model"] == []
+    assert report["patched_weights"] * 2 == report["file_keys"] == len(load_file(str(lora)))
+    tensors = load_file(str(lora))
+    module = next(k for k in tensors if "audio_attn1.to_q.lora_A" in k).split(".lora_A")[0]
+    unknown = module.replace("audio_attn1", "audio_attn9")
+    for part in (".lora_A.weight", ".lora_B.weight"):
+        tensors[unknown + part] = tensors.pop(module + part)
+    save_file(tensors, str(tmp_path / "bad.safetensors"))
+    assert sorted(check(tmp_path / "bad.safetensors")["not_loaded"]) == [unknown + ".lora_A.weight", unknown + ".lora_B.weight"]
+
+
+def _tiny_dir() -> Path:
+    from ltx_train_lib.models.ltx2.tiny import tiny_ltx2_dir
+
+    return tiny_ltx2_dir()

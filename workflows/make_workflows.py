@@ -250,6 +250,26 @@ def from_dataset() -> Graph:
     return g
 
 
+def audio_video_from_dataset() -> Graph:
+    g = Graph("9a3c5e71-4b2d-4f0e-8c6a-1d7e2b9f3a04")
+    g.add("MarkdownNote", (40, -260), (760, 220), text=(
+        "**An audio-video LoRA on `tiny-ltx2` (a random-weight LTX-2) on CPU in a few minutes** — it checks the "
+        "pipeline with sound, it does not learn anything useful. *Precompute Latents* encodes each clip's video and "
+        "its sound track (clips without sound are named in its summary and left out of audio training); *Train "
+        "LoRA* with modalities `auto` trains video and audio together and writes ComfyUI `LTXAV` keys. For a real "
+        "LoRA pick an LTX-2 model (e.g. `LTX-2_19B_DEV`, `LTX-2.3_22B_DEV` or a file from `models/checkpoints`).\n\n"
+        f"*dataset*: a captioned folder in `ComfyUI/input/` (here `{SAMPLE_DATASET}`, whose sample clips have sound)."))
+    pre = g.add("LTXTrainer_PrecomputeLatents", (40, 0), (380, 560), dataset=SAMPLE_DATASET,
+                **dict(TINY_PRECOMPUTE, model="tiny-ltx2"))
+    train = g.add("LTXTrainer_TrainLoRA", (460, 0), (400, 1100), job_name="tiny LTX-2 audio-video example",
+                  **TINY_TRAIN)
+    convert = g.add("LTXTrainer_ConvertComfy", (900, 0), (340, 200), lora_name="ltx_trainer_example_tiny_ltx2_av",
+                    overwrite=True)
+    g.link(pre, 0, train, "dataset")
+    g.link(train, 0, convert, "lora")
+    return g
+
+
 def train_then_generate() -> Graph:
     g = Graph("c41a6e3b-2f8d-4b70-8e19-d5b7a0c3e903")
     g.add("MarkdownNote", (40, -300), (820, 260), text=(
@@ -317,6 +337,11 @@ EXAMPLES: dict[str, Example] = {
     "from_dataset": Example(
         "LTX Trainer, train from a dataset (tiny model, CPU)",
         from_dataset,
+        ("LTXTrainer_PrecomputeLatents", "LTXTrainer_TrainLoRA", "LTXTrainer_ConvertComfy"),
+    ),
+    "audio_video_from_dataset": Example(
+        "LTX Trainer, audio-video LoRA (tiny LTX-2, CPU)",
+        audio_video_from_dataset,
         ("LTXTrainer_PrecomputeLatents", "LTXTrainer_TrainLoRA", "LTXTrainer_ConvertComfy"),
     ),
     "train_then_generate": Example(

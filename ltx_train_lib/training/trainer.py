@@ -119,7 +119,7 @@ class Trainer:
         cfg = self.cfg
         model = cfg.model.model_copy(update={"modalities": self.strategy.modalities})
         lora = cfg.lora
-        if lora.target_modules is None:
+        if lora is not None and lora.target_modules is None:
             chosen = self.family.lora_targets_for(self.strategy.modalities)
             lora = lora.model_copy(update={"target_modules": list(chosen)})
         self.cfg = cfg.model_copy(update={"model": model, "lora": lora})

@@ -133,8 +133,10 @@ class Ltx2Family(ModelFamily):
         if source.kind == "tiny":
             vae_id = text_id = f"tiny:{TINY_VERSION}"
         elif source.kind == "version":
+            # LTX-2.3 rebuilt the VAE and 2.5 kept it: latents of 2.3 and 2.5 are one space, LTX-2's another.
             assert source.version is not None
-            vae_id = text_id = f"hub:{source.version.hf_repo}"
+            vae_id = f"ltx2-vae:{'2.0' if source.version.size == '19B' else '2.3'}"
+            text_id = f"hub:{source.version.hf_repo}"
         else:
             vae_id = text_id = f"{source.kind}:{source.location}"
         return vae_id, text_id + (":8bit" if load_text_encoder_in_8bit else "")

@@ -21,7 +21,6 @@ from ltx_train_lib.models.ltx2.audio import decode_audio
 from ltx_train_lib.models.ltx2.geometry import pack_audio, pack_latents
 from ltx_train_lib.models.ltx2.latents import encode_tokens
 
-
 # LTX2Pipeline's defaults (and ComfyUI's LTXVDualCFGGuider's scales): the sound is guided harder than the picture,
 # and both guided predictions are rescaled towards the conditional one's spread.
 AUDIO_GUIDANCE_SCALE = 7.0
