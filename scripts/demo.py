@@ -1,8 +1,10 @@
 #!/usr/bin/env python
 """`make demo`: the whole pipeline on the bundled sample clips with the tiny model.
 
-Copies samples/clips/*.mp4 into demo_work/demo_raw/ and runs run_pipeline (scene split, captioning with a tiny
-Qwen2.5-VL, preprocessing with decoded videos, LoRA training with validation videos, ComfyUI LoRA). Everything is
+Copies samples/clips/*.mp4 (synthetic clips with sound, each scene its own tone: ltx_train_lib.synthetic's
+make_sample_clips("samples/clips") rewrites them) into demo_work/demo_raw/ and runs run_pipeline (scene split, the
+clips keeping their sound; captioning with a tiny Qwen2.5-VL, preprocessing with decoded videos, LoRA training with
+validation videos, ComfyUI LoRA). Everything is
 built offline; the tiny models have random weights, so the LoRA and videos are noise — the demo shows the
 pipeline working, not a useful model. Re-running continues where the last run stopped.
 """
