@@ -7,6 +7,11 @@ Frames are read with ``ltx_train_lib.media`` (PyAV: rotation and variable frame 
 transformers' own Qwen2.5-VL processor with their true sampling rate, so the model sees the same time spacing as
 when the processor reads the file itself.
 
+Captions that hear: a Qwen2.5-Omni model (``Qwen/Qwen2.5-Omni-7B``/``-3B``, a local Omni folder, or ``tiny-omni``)
+is chosen by name or by its config and gets each clip's sound with its frames (16 kHz mono from ``audio.read_audio``,
+interleaved with the video tokens by transformers' ``Qwen2_5OmniProcessor``), and is asked to describe sound and
+speech too; only the text-generating "thinker" runs (no speech output). Qwen2.5-VL stays the default.
+
 ``caption_media`` is resumable: it saves the caption file after every batch and, when run again, captions only
 the media that have no caption yet. Bad media are reported per file and skipped. Before the model loads, the caption
 file's folder is checked (writable, some free space); an error while saving (disk full, read-only folder) stops the
@@ -41,6 +46,15 @@ DEFAULT_INSTRUCTION = "Shortly describe the content of this video in two sentenc
 # The reference asks the same question of images; saying "image" keeps the model from inventing motion.
 DEFAULT_IMAGE_INSTRUCTION = "Shortly describe the content of this image in two sentences."
 DEFAULT_FPS = 3.0
+# Captions that hear (Qwen2.5-Omni): asked about the sound as well, for videos that have sound.
+OMNI_MODEL = "Qwen/Qwen2.5-Omni-7B"
+DEFAULT_AUDIO_INSTRUCTION = (
+    "Shortly describe the content of this video in two sentences, including what is heard: speech (quote it), "
+    "music and other sounds."
+)
+# The Omni processor pads or cuts every sound to Whisper's 30-second window; longer clips are heard up to here.
+OMNI_AUDIO_SECONDS = 30.0
+OMNI_AUDIO_RATE = 16000  # Whisper's feature extractor rate, which every Qwen2.5-Omni processor uses
 DEFAULT_MAX_NEW_TOKENS = 200
 DEFAULT_EXTENSIONS = ("mp4", "avi", "mov", "mkv", "webm", "jpg", "jpeg", "png")
 # Per-frame pixel budget of the reference: 16..64 vision tokens (28x28 px each after the 2x2 merge).
@@ -89,23 +103,49 @@ def clean_caption(caption: str) -> str:
 
 
 def resolve_captioner_model(model: str | Path) -> str:
-    """``"tiny"`` -> the cached tiny random-weight model folder; an existing folder -> its path; else a hub id."""
+    """``"tiny"``/``"tiny-omni"`` -> the cached tiny random-weight model folder; an existing folder -> its path; else
+    a hub id."""
     from ltx_train_lib.models.tiny_qwen import TINY_QWEN_ALIAS, tiny_qwen_vl_dir
+    from ltx_train_lib.tiny_omni import TINY_OMNI_ALIAS, tiny_omni_dir
 
     text = str(model).strip()
     if not text:
-        raise ModelLoadError(f"captioning model is empty. Use '{DEFAULT_MODEL}', a local folder, or 'tiny'.")
+        raise ModelLoadError(
+            f"captioning model is empty. Use '{DEFAULT_MODEL}', '{OMNI_MODEL}' (hears sound), a local folder, 'tiny' "
+            f"or '{TINY_OMNI_ALIAS}'."
+        )
     if text == TINY_QWEN_ALIAS:
         return str(tiny_qwen_vl_dir())
+    if text == TINY_OMNI_ALIAS:
+        return str(tiny_omni_dir())
     path = Path(text).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
             raise ModelLoadError(
-                f"{path}: not a Qwen2.5-VL model folder (no config.json). Pass a folder saved by "
-                f"save_pretrained / downloaded with `hf download {DEFAULT_MODEL} --local-dir FOLDER`."
+                f"{path}: not a Qwen2.5-VL model folder (no config.json). Pass a Qwen2.5-VL or Qwen2.5-Omni folder "
+                f"saved by save_pretrained / downloaded with `hf download {DEFAULT_MODEL} --local-dir FOLDER`."
             )
         return str(path)
     return text
+
+
+def captioner_hears(model: str | Path) -> bool:
+    """True for a Qwen2.5-Omni captioner (it takes the sound): ``tiny-omni``, a folder whose config.json says
+    ``qwen2_5_omni``, or a hub id with "Omni" in its name."""
+    import json
+
+    from ltx_train_lib.tiny_omni import TINY_OMNI_ALIAS
+
+    text = str(model).strip()
+    if text == TINY_OMNI_ALIAS:
+        return True
+    config = Path(text).expanduser() / "config.json"
+    if config.is_file():
+        try:
+            return str(json.loads(config.read_text(encoding="utf-8")).get("model_type", "")).startswith("qwen2_5_omni")
+        except (OSError, ValueError):
+            return False  # the loader says what is wrong with the folder
+    return "omni" in Path(text).name.lower()
 
 
 def _pick_device(device: str | None) -> str:
@@ -171,14 +211,23 @@ class MediaSample:
     kind: str  # "video" | "image"
     pixels: Any  # video: uint8 [F,H,W,3]; image: uint8 [H,W,3]
     fps: float = 0.0
+    audio: Any = None  # float32 [N] mono at the captioner's sample rate, for captioners that hear; None = no sound
 
 
-def read_media(path: str | Path, *, fps: float = DEFAULT_FPS, max_frames: int = DEFAULT_MAX_FRAMES) -> MediaSample:
+def read_media(
+    path: str | Path,
+    *,
+    fps: float = DEFAULT_FPS,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+    audio_sample_rate: int | None = None,
+) -> MediaSample:
     """Read a video (frames resampled to ``fps``, at most ``max_frames``) or an image, ready for the processor.
 
-    Raises ``DatasetError`` naming the file, the problem and the fix for unreadable, corrupt or audio-only media.
+    ``audio_sample_rate``: also read the video's sound (mono, the first ``OMNI_AUDIO_SECONDS``), for a captioner
+    that hears. Raises ``DatasetError`` naming the file, the problem and the fix for unreadable, corrupt or
+    audio-only media.
     """
-    from ltx_train_lib import media
+    from ltx_train_lib import audio, media
 
     path = Path(path)
     if media.is_image(path):
@@ -189,7 +238,12 @@ def read_media(path: str | Path, *, fps: float = DEFAULT_FPS, max_frames: int = 
     if info.duration > 0 and info.duration * fps > max_frames:
         fps = max_frames / info.duration  # spread the frame budget over the whole clip rather than cut it short
     frames, out_fps = media.read_video_frames(path, fps=fps, max_frames=max_frames)
-    return MediaSample(path, "video", frames, out_fps)
+    sound = None
+    if audio_sample_rate is not None and info.has_audio:
+        seconds = min(info.duration if info.duration > 0 else len(frames) / out_fps, OMNI_AUDIO_SECONDS)
+        clip = audio.read_audio(path, duration=seconds, sample_rate=audio_sample_rate, channels=1)
+        sound = None if clip is None else clip.samples[0]
+    return MediaSample(path, "video", frames, out_fps, sound)
 
 
 class QwenCaptioner:
@@ -229,8 +283,16 @@ class QwenCaptioner:
 
     # -- loading / releasing
 
+    hears = False  # takes the sound of videos (OmniCaptioner)
+    audio_sample_rate: int | None = None  # the rate the sound is read at, for a captioner that hears
+
+    def _from_pretrained(self, **kwargs):
+        from transformers import Qwen2_5_VLForConditionalGeneration
+
+        return Qwen2_5_VLForConditionalGeneration.from_pretrained(self.model_path, **kwargs)
+
     def _load(self, dtype, use_8bit: bool):
-        from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+        from transformers import AutoProcessor
 
         torch_dtype = _pick_dtype(dtype, self.device)
         quantization = _quantization_config(use_8bit, self.device, self.model_name)
@@ -241,8 +303,7 @@ class QwenCaptioner:
         )
         try:
             processor = AutoProcessor.from_pretrained(self.model_path)
-            model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
-                self.model_path,
+            model = self._from_pretrained(
                 dtype=torch_dtype,
                 quantization_config=quantization,
                 # Load straight onto the device (no full copy in host RAM first); bitsandbytes requires it too.
@@ -251,8 +312,9 @@ class QwenCaptioner:
         except (OSError, ValueError) as exc:
             raise ModelLoadError(
                 f"captioning model '{self.model_name}' could not be loaded ({exc}).{offline_hint} "
-                f"Use a Hugging Face repo id such as {DEFAULT_MODEL} (downloaded on first use, ~16 GB), a local "
-                "Qwen2.5-VL folder, or 'tiny' for the offline random-weight test model."
+                f"Use a Hugging Face repo id such as {DEFAULT_MODEL} (downloaded on first use, ~16 GB) or "
+                f"{OMNI_MODEL} (hears sound, ~22 GB), a local Qwen2.5-VL/Omni folder, or 'tiny'/'tiny-omni' for "
+                "the offline random-weight test models."
             ) from exc
         # Left padding: generation appends after the last position, which must be a real token for every row.
         processor.tokenizer.padding_side = "left"
@@ -291,7 +353,7 @@ class QwenCaptioner:
 
     def read_media(self, path: str | Path) -> MediaSample:
         """Read a video (frames at this captioner's ``fps``) or an image; bad media raise ``DatasetError``."""
-        return read_media(path, fps=self.fps, max_frames=self.max_frames)
+        return read_media(path, fps=self.fps, max_frames=self.max_frames, audio_sample_rate=self.audio_sample_rate)
 
     def _instruction_for(self, kind: str) -> str:
         if self.instruction:
@@ -347,6 +409,95 @@ class QwenCaptioner:
 
     def caption_one(self, path: str | Path) -> str:
         return self.caption([path])[0]
+
+
+class OmniCaptioner(QwenCaptioner):
+    """A Qwen2.5-Omni captioner: each video's frames and sound go in together, and the caption covers both.
+
+    Loads ``Qwen2_5OmniForConditionalGeneration`` without its speech-output talker (``enable_audio_output=False``)
+    and generates text with its thinker. The sound is passed as decoded samples (``audio_from_video_indices``), so
+    the processor needs no torchcodec; videos without sound are captioned from their frames alone.
+    Media are captioned one per ``generate`` call: the processor takes one frame rate per call, and the rate places
+    the sound's tokens between the video's.
+    """
+
+    hears = True
+
+    def _from_pretrained(self, **kwargs):
+        from transformers import Qwen2_5OmniForConditionalGeneration
+
+        return Qwen2_5OmniForConditionalGeneration.from_pretrained(self.model_path, enable_audio_output=False, **kwargs)
+
+    def _load(self, dtype, use_8bit: bool):
+        model, processor = super()._load(dtype, use_8bit)
+        self.audio_sample_rate = int(processor.feature_extractor.sampling_rate)
+        # The thinker generates; the folder's generation settings (e.g. the tiny model's suppressed tokens) are on
+        # the outer model, so they are passed to each call.
+        generation = model.generation_config
+        self._generate_kwargs = {"suppress_tokens": generation.suppress_tokens} if generation.suppress_tokens else {}
+        return model, processor
+
+    def _instruction_for(self, kind: str, has_audio: bool = False) -> str:
+        if self.instruction:
+            return self.instruction
+        if kind == "video" and has_audio:
+            return DEFAULT_AUDIO_INSTRUCTION
+        return super()._instruction_for(kind)
+
+    def prepare_inputs(self, sample: MediaSample):
+        """The processor's tensors for one sample (frames, and sound when it has some), on the model's device."""
+        from transformers.video_utils import VideoMetadata
+
+        processor = self._processor
+        has_audio = sample.kind == "video" and sample.audio is not None
+        content = [{"type": sample.kind}, {"type": "text", "text": self._instruction_for(sample.kind, has_audio)}]
+        text = processor.apply_chat_template([{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True)
+        kwargs: dict[str, Any] = {}
+        if sample.kind == "image":
+            kwargs.update(images=[sample.pixels], images_kwargs={"size": self.size})
+        else:
+            kwargs.update(
+                videos=[sample.pixels],
+                video_metadata=[VideoMetadata(total_num_frames=len(sample.pixels), fps=sample.fps)],
+                do_sample_frames=False,
+                # fps: the processor times the video tokens with it, to interleave the sound's tokens with them.
+                videos_kwargs={"size": self.size, "cap_pixels_per_frame": True, "fps": sample.fps},
+            )
+            if has_audio:
+                kwargs.update(audio=[sample.audio], audio_from_video_indices=[0], load_audio_from_video=True)
+        inputs = processor(text=[text], padding=True, return_tensors="pt", **kwargs)
+        return inputs.to(self.model.device), has_audio
+
+    def caption_samples(self, samples: Sequence[MediaSample]) -> list[str]:
+        import torch
+
+        captions = []
+        for sample in samples:
+            inputs, has_audio = self.prepare_inputs(sample)
+            try:
+                with torch.inference_mode():
+                    out = self.model.thinker.generate(
+                        **inputs,
+                        use_audio_in_video=has_audio,
+                        max_new_tokens=self.max_new_tokens,
+                        do_sample=False,
+                        **self._generate_kwargs,
+                    )
+            except torch.cuda.OutOfMemoryError as exc:
+                raise CaptioningError(
+                    f"the GPU ran out of memory captioning {sample.path.name} with {self.model_name}. Use --use-8bit, "
+                    "a lower --fps, or free GPU memory."
+                ) from exc
+            generated = out[:, inputs["input_ids"].shape[1] :]
+            text = self._processor.batch_decode(generated, skip_special_tokens=True, clean_up_tokenization_spaces=False)[0]
+            captions.append(clean_caption(text) if self.clean else text.strip())
+        return captions
+
+
+def make_captioner(model: str | Path = DEFAULT_MODEL, **kwargs: Any) -> QwenCaptioner:
+    """A captioner for ``model``: ``OmniCaptioner`` (hears the sound) for Qwen2.5-Omni models, else ``QwenCaptioner``."""
+    cls = OmniCaptioner if captioner_hears(model) else QwenCaptioner
+    return cls(model, **kwargs)
 
 
 # ------------------------------------------------------------------------------------------- folder -> captions
@@ -503,20 +654,26 @@ def caption_media(
     own_captioner = captioner is None
     read_fps = captioner.fps if captioner is not None else fps
     read_max_frames = captioner.max_frames if captioner is not None else max_frames
+    # The sound is read only for a captioner that hears (before its model loads: at the rate all Omni models use).
+    # getattr: any object with caption_samples/fps/max_frames can be passed in (tests pass stand-ins).
+    hears = getattr(captioner, "hears", False) if captioner is not None else captioner_hears(model)
+    read_rate = getattr(captioner, "audio_sample_rate", None) or (OMNI_AUDIO_RATE if hears else None)
     done = len(report.already_captioned)
     try:
         for batch in _batches(todo, batch_size):
             samples = []
             for path in batch:
                 try:
-                    samples.append(read_media(path, fps=read_fps, max_frames=read_max_frames))
+                    samples.append(
+                        read_media(path, fps=read_fps, max_frames=read_max_frames, audio_sample_rate=read_rate)
+                    )
                 except DatasetError as exc:
                     report.failed.append(MediaProblem(path, str(exc)))
                 except Exception as exc:  # noqa: BLE001 - a decoder crash on one file must not stop the others
                     report.failed.append(MediaProblem(path, f"{path}: cannot be read ({type(exc).__name__}: {exc})"))
             if samples and captioner is None:
                 # Loaded only once some media is readable: a folder of bad files costs no model load.
-                captioner = QwenCaptioner(
+                captioner = make_captioner(
                     model,
                     device=device,
                     dtype=dtype,

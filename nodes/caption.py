@@ -10,7 +10,13 @@ from . import types as T
 from .schema_widgets import param_widget
 
 CAPTIONS_FILE = "captions.json"
-HUB_CAPTIONERS = ("Qwen/Qwen2.5-VL-7B-Instruct", "Qwen/Qwen2.5-VL-3B-Instruct")
+# Qwen2.5-Omni models also hear each clip's sound and describe sound and speech (captions for audio-video LoRAs).
+HUB_CAPTIONERS = (
+    "Qwen/Qwen2.5-VL-7B-Instruct",
+    "Qwen/Qwen2.5-VL-3B-Instruct",
+    "Qwen/Qwen2.5-Omni-7B",
+    "Qwen/Qwen2.5-Omni-3B",
+)
 DEVICES = ("auto", "cuda", "cpu")
 
 
@@ -18,7 +24,7 @@ def captioner_choices() -> list[str]:
     from ltx_train_lib.captioning import DEFAULT_MODEL
 
     hub = [DEFAULT_MODEL, *(m for m in HUB_CAPTIONERS if m != DEFAULT_MODEL)]
-    return [*hub, "tiny", *comfy.captioner_folders()]
+    return [*hub, "tiny", "tiny-omni", *comfy.captioner_folders()]
 
 
 def resolve_captioner(choice: str, free_text: str) -> str:
@@ -68,7 +74,9 @@ class QwenCaption:
                     {
                         "default": DEFAULT_MODEL,
                         "tooltip": "Qwen2.5-VL model: a Hugging Face id (downloaded on first use), a folder in "
-                        "models/LLM or models/ltx_trainer_captioners, or 'tiny' (random weights, tests only).",
+                        "models/LLM or models/ltx_trainer_captioners, or 'tiny' (random weights, tests only). "
+                        "Qwen2.5-Omni models ('tiny-omni' for tests) also hear the clip's sound and describe "
+                        "sound and speech.",
                     },
                 ),
                 "model_path": (

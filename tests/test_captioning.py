@@ -387,7 +387,7 @@ def test_cli_errors_name_the_input(tmp_path, capsys):
     assert caption_main([str(tmp_path), "-m", "tiny", "-q"]) == 2  # nothing to do is a failure, not a partial run
     assert "no media with extensions" in capsys.readouterr().err
     assert caption_main([str(tmp_path), "-c", "llava_next_7b"]) == 2
-    assert "only qwen_25_vl" in capsys.readouterr().err
+    assert "use qwen_25_vl or qwen_25_omni" in capsys.readouterr().err
 
 
 def test_cli_caption_folder_that_cannot_be_created(media_dir, tmp_path, monkeypatch, capsys):

@@ -1,5 +1,8 @@
 """caption_videos: caption a folder of videos/images (or one file) with Qwen2.5-VL into a caption file.
 
+With a Qwen2.5-Omni model (``--model Qwen/Qwen2.5-Omni-7B``, ``tiny-omni``, or ``--captioner-type qwen_25_omni``)
+the captioner also hears each video's sound and describes sound and speech.
+
 Same command line as the reference trainer's scripts/caption_videos.py (Qwen2.5-VL only), plus --model,
 --batch-size, --max-new-tokens and --dtype. A re-run captions only media without a caption (unless --override).
 Exit status: 0 when every media file has a caption, 1 when some were skipped (listed in the summary),
@@ -18,6 +21,9 @@ from pathlib import Path
 from ltx_train_lib.errors import LtxTrainError, OutputError
 
 REFERENCE_CAPTIONER = "qwen_25_vl"
+# Captions that hear: Qwen2.5-Omni takes each video's sound with its frames (chosen by --model, or by this type).
+OMNI_CAPTIONER = "qwen_25_omni"
+CAPTIONER_TYPES = (REFERENCE_CAPTIONER, OMNI_CAPTIONER)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         DEFAULT_MAX_FRAMES,
         DEFAULT_MAX_NEW_TOKENS,
         DEFAULT_MODEL,
+        OMNI_MODEL,
     )
 
     p = argparse.ArgumentParser(
@@ -49,13 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         default=DEFAULT_MODEL,
         help=f"Hugging Face repo id or local folder of a Qwen2.5-VL model, or 'tiny' (offline random weights, for "
-        f"tests only). Default: {DEFAULT_MODEL}.",
+        f"tests only). Default: {DEFAULT_MODEL}. A Qwen2.5-Omni model (e.g. {OMNI_MODEL}, or 'tiny-omni') also "
+        "hears each video's sound and describes sound and speech.",
     )
     p.add_argument(
         "-c",
         "--captioner-type",
         default=REFERENCE_CAPTIONER,
-        help="Kept for the reference's command line; only qwen_25_vl is supported (choose the model with --model).",
+        help=f"qwen_25_vl (default: pictures only) or qwen_25_omni (pictures and sound; default model {OMNI_MODEL}). "
+        "A Qwen2.5-Omni --model selects qwen_25_omni by itself.",
     )
     p.add_argument("-d", "--device", help="Torch device, e.g. cuda, cuda:1, cpu (default: cuda when available).")
     p.add_argument(
@@ -148,17 +157,34 @@ def _print_summary(report) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ltx_train_lib.captioning import caption_media, collect_media, default_output_path
+    from ltx_train_lib.captioning import (
+        DEFAULT_MODEL,
+        OMNI_MODEL,
+        caption_media,
+        captioner_hears,
+        collect_media,
+        default_output_path,
+    )
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.ERROR if args.quiet else logging.WARNING, format="%(message)s")
-    if args.captioner_type != REFERENCE_CAPTIONER:
+    if args.captioner_type not in CAPTIONER_TYPES:
         print(
-            f"error: --captioner-type {args.captioner_type} is not supported; only {REFERENCE_CAPTIONER} is. "
-            "Pick a Qwen2.5-VL checkpoint with --model instead.",
+            f"error: --captioner-type {args.captioner_type} is not supported; use {' or '.join(CAPTIONER_TYPES)}. "
+            "Pick the checkpoint with --model.",
             file=sys.stderr,
         )
         return 2
+    if args.captioner_type == OMNI_CAPTIONER:
+        if args.model == DEFAULT_MODEL:
+            args.model = OMNI_MODEL
+        elif not captioner_hears(args.model):
+            print(
+                f"error: --captioner-type {OMNI_CAPTIONER} needs a Qwen2.5-Omni model, but --model {args.model} is "
+                f"not one. Use --model {OMNI_MODEL} (or 'tiny-omni'), or drop --captioner-type.",
+                file=sys.stderr,
+            )
+            return 2
     if not args.input_path.exists():
         print(
             f"error: {args.input_path}: no such file or folder. Pass a folder of videos/images or one file.",
