@@ -165,7 +165,7 @@ def build_config(dataset: T.PrecomputedSet, values: dict[str, Any]) -> dict[str,
     cfg: dict[str, Any] = {"model": {"training_mode": "lora"}, "lora": {}}
     for widget, section, field, _ in _schema_fields():
         value = from_widget(section, field, values[widget])
-        if field in ("prompts", "target_modules"):
+        if field in ("prompts", "target_modules") and isinstance(value, str):
             value = split_list(value, lines=field == "prompts")
         if section is TrainerConfig:
             cfg[field] = value

@@ -75,9 +75,9 @@ def load(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def test_the_three_examples_are_there():
+def test_the_four_examples_are_there():
     assert [p.stem for p in WORKFLOWS] == sorted(GEN.WORKFLOWS)
-    assert len(WORKFLOWS) == 3
+    assert len(WORKFLOWS) == 4
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
@@ -164,6 +164,19 @@ def test_training_from_a_dataset(tmp_path):
     assert _api_values(pre)["dataset"] and pre["inputs"][0]["link"] is None  # reads a folder, no upstream node
     values = _api_values(_by_type(wf)["LTXTrainer_TrainLoRA"][0])
     config_from_dict(train.build_config(T.PrecomputedSet(tmp_path, None, "tiny", (), 1, "x"), values))
+
+
+def test_audio_video_example_trains_tiny_ltx2_with_sound(tmp_path):
+    from ltx_train_lib.config import config_from_dict
+    from nodes import train
+
+    wf = load(_file("audio_video_from_dataset"))
+    assert _chain(wf) == ["PrecomputeLatents", "TrainLoRA", "ConvertComfy"]
+    assert _api_values(_by_type(wf)["LTXTrainer_PrecomputeLatents"][0])["model"] == "tiny-ltx2"
+    values = _api_values(_by_type(wf)["LTXTrainer_TrainLoRA"][0])
+    assert values["modalities"] == "auto" and values["target_modules"] == ""  # the family's targets
+    cfg = config_from_dict(train.build_config(T.PrecomputedSet(tmp_path, None, "tiny-ltx2", (), 1, "x"), values))
+    assert cfg.model.model_source == "tiny-ltx2" and cfg.lora.target_modules is None
 
 
 def test_train_then_generate_feeds_the_lora_model_to_the_sampler():

@@ -70,6 +70,7 @@ def _release_accelerator_memory() -> None:
 class Trainer:
     def __init__(self, cfg: TrainerConfig, *, events: EventWriter | None = None, listeners: list | None = None) -> None:
         self.cfg = cfg
+        self._given_cfg = cfg
         self.output_dir = Path(cfg.output_dir).expanduser().resolve()
         self.listeners = listeners or []  # the caller's (e.g. the CLI printer), kept across train() calls
         self._run_listeners: list = []  # TensorBoard / W&B, started per run by build_listeners
@@ -317,7 +318,9 @@ class Trainer:
             self._events = EventWriter(self.output_dir / EVENTS_FILE, echo_stdout=os.environ.get("LTX_TRAIN_EVENTS_STDOUT") == "1",
                                        complete=True)
         self.events = self._events
-        self.fingerprint = config_fingerprint(cfg)
+        # Of the config as given (before _check_inputs resolved 'auto' choices): what a re-run with the same config
+        # (run_pipeline's check, a re-queued node) computes, so it resumes or finds the run finished.
+        self.fingerprint = config_fingerprint(self._given_cfg)
         with contextlib.ExitStack() as stack:
             if self.is_main:
                 stack.enter_context(self._own_output_dir())
