@@ -3,11 +3,13 @@
 
 Prints figures (s/step, steps/s, peak memory), never pass/fail. Runs the real training objective
 (`flow_matching_loss`) on random latents/embeddings of the bucket's shape, with the same LoRA/optimizer setup as the
-trainer. `--model tiny` uses the tiny random model; `2B`/`13B` build the real architecture with random weights (no
-download). `--compare` runs a list of option sets side by side in one process and prints ratios against the first.
+trainer. `--model tiny` / `tiny-ltx2` use the tiny random models; `2B`/`13B` (LTX-Video) and `19B` (LTX-2, with an audio stream of the clip's length,
+training video and sound) build the real architecture
+with random weights (no download). `--compare` runs a list of option sets side by side in one process and prints ratios against the first.
 
     python bench/train_step.py --model tiny --bucket 64x64x9
     python bench/train_step.py --model 2B --bucket 768x448x89 --rank 32 --precision bf16 --compare gc=off gc=on
+    python bench/train_step.py --model 19B --bucket 768x512x121 --rank 32 --precision bf16 --gradient-checkpointing
 """
 
 from __future__ import annotations
@@ -25,18 +27,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from ltx_train_lib.buckets import parse_buckets  # noqa: E402
-from ltx_train_lib.training.strategy import flow_matching_loss  # noqa: E402
+from ltx_train_lib.training.strategy import MODALITY_PLANS, flow_matching_loss  # noqa: E402
+
+LTX2_SIZES = ("19B",)  # the 22B architectures ship with their weights (read from the files)
+
+
+def family_of(model: str):
+    from ltx_train_lib.models.registry import get_family
+
+    return get_family("ltx2" if model == "tiny-ltx2" or model in LTX2_SIZES else "ltxv")
 
 
 def build_transformer(model: str, dtype: torch.dtype, device: torch.device):
-    if model == "tiny":
+    if model in ("tiny", "tiny-ltx2"):
         from ltx_train_lib.models.loader import load_components
 
-        return load_components("tiny", ("transformer",), transformer_dtype=dtype).transformer.to(device)
+        return load_components(model, ("transformer",), transformer_dtype=dtype).transformer.to(device)
     from ltx_train_lib.models.loader import build_random_transformer
 
     with torch.device(device):
-        return build_random_transformer(model, dtype=dtype)
+        return build_random_transformer(model, dtype=dtype, family=family_of(model).name)
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -60,7 +70,8 @@ def run(args: argparse.Namespace, options: dict[str, str]) -> dict:
     if args.mode == "lora":
         from peft import LoraConfig
 
-        transformer.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=["to_k", "to_q", "to_v", "to_out.0"]))
+        targets = list(family_of(args.model).lora_targets_for("audio_video" if family_of(args.model).audio_sample_rate else "video"))
+        transformer.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=targets))
         params = [p for n, p in transformer.named_parameters() if "lora_" in n]
         for p in params:
             p.data = p.data.float()
@@ -83,21 +94,38 @@ def run(args: argparse.Namespace, options: dict[str, str]) -> dict:
 
     bucket = parse_buckets(args.bucket)[0]
     f, h, w = bucket.latent_shape
-    channels = transformer.config.in_channels
-    text_dim = transformer.config.caption_channels
+    family = family_of(args.model)
+    config = transformer.config
+    channels = config.in_channels
+    text_len = family.text_max_tokens
+    fps = 25.0 if family.audio_sample_rate else 24.0
+    if family.audio_sample_rate and not config.get("use_prompt_embeddings", True):
+        # LTX-2.3+: the connectors project into each stream's width
+        text_dim, audio_text_dim = config.num_attention_heads * config.attention_head_dim, (
+            config.audio_num_attention_heads * config.audio_attention_head_dim)
+    else:
+        text_dim = audio_text_dim = config.caption_channels
     batch = {
         "latents": torch.randn(args.batch_size, f * h * w, channels),
-        "prompt_embeds": torch.randn(args.batch_size, 256, text_dim),
-        "prompt_attention_mask": torch.ones(args.batch_size, 256, dtype=torch.bool),
-        "num_frames": f, "height": h, "width": w, "fps": 24.0,
+        "prompt_embeds": torch.randn(args.batch_size, text_len, text_dim),
+        "prompt_attention_mask": torch.ones(args.batch_size, text_len, dtype=torch.bool),
+        "num_frames": f, "height": h, "width": w, "fps": fps,
     }
+    modalities = MODALITY_PLANS["video"]
+    audio_tokens = 0
+    if family.audio_sample_rate:
+        audio_tokens, audio_ch = family.audio_token_shape(transformer, (f, h, w), fps)
+        batch["audio_latents"] = torch.randn(args.batch_size, audio_tokens, audio_ch)
+        batch["audio_prompt_embeds"] = torch.randn(args.batch_size, text_len, audio_text_dim)
+        modalities = MODALITY_PLANS["audio_video"]
     generator = torch.Generator().manual_seed(0)
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
 
     def step() -> float:
         with autocast:
             out = flow_matching_loss(transformer, batch, generator, sampling_mode="shifted_logit_normal", sampling_params={},
-                                     first_frame_p=0.1, device=device, model_dtype=dtype if args.mode == "lora" else torch.float32)
+                                     first_frame_p=0.1, device=device, model_dtype=dtype if args.mode == "lora" else torch.float32,
+                                     family=family, modalities=modalities)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
@@ -115,7 +143,8 @@ def run(args: argparse.Namespace, options: dict[str, str]) -> dict:
         torch.cuda.synchronize()
     seconds = (time.perf_counter() - t0) / args.steps
     result = {
-        "model": args.model, "mode": args.mode, "bucket": str(bucket), "tokens": bucket.tokens, "batch_size": args.batch_size,
+        "model": args.model, "mode": args.mode, "bucket": str(bucket), "tokens": bucket.tokens, "audio_tokens": audio_tokens,
+        "batch_size": args.batch_size,
         "precision": precision, "gradient_checkpointing": gc_on, "compile": compile_on, "optimizer": optimizer_name, "rank": rank,
         "device": str(device), "s_per_step": round(seconds, 4), "steps_per_s": round(1 / seconds, 3),
         "peak_memory_mb": round(peak_memory_mb(device), 1),
@@ -125,7 +154,8 @@ def run(args: argparse.Namespace, options: dict[str, str]) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="tiny", choices=["tiny", "2B", "13B"], help="tiny random model, or the real architecture with random weights")
+    p.add_argument("--model", default="tiny", choices=["tiny", "tiny-ltx2", "2B", "13B", *LTX2_SIZES],
+                   help="a tiny random model, or the real architecture with random weights")
     p.add_argument("--mode", default="lora", choices=["lora", "full"])
     p.add_argument("--bucket", default="64x64x9", help="WxHxF")
     p.add_argument("--batch-size", type=int, default=1)

@@ -23,7 +23,6 @@ sys.path.insert(0, str(ROOT))
 
 from ltx_train_lib.cli.pipeline import main as pipeline_main  # noqa: E402
 
-
 # family -> (model source, config template, what the run trains)
 FAMILIES = {
     "ltx2": ("tiny-ltx2", "tiny_ltx2_demo.yaml", "an audio-video LoRA (LTX-2)"),

@@ -2,7 +2,9 @@
 
 Every release is a joint audio + video model with a Gemma text encoder (Gemma 3 12B for LTX-2 and 2.3, Lightricks'
 Gemma 4 12B fine-tune for 2.5). ``size`` picks the transformer architecture shipped in ``configs/`` (so a single
-file loads without network); ``text_encoder`` names the Gemma the release needs.
+file loads without network; only LTX-2 19B's, the class defaults of diffusers' LTX2VideoTransformer3DModel, is
+shipped — a 2.3/2.5 single file's architecture is read off its tensors, a repository's from its config);
+``TEXT_ENCODERS`` names the Gemma each release needs.
 """
 
 from __future__ import annotations
