@@ -4,6 +4,8 @@ unhealthy save, and ComfyUI's key-map check (its pure part; the real ComfyUI che
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -179,3 +181,45 @@ def test_comfy_key_check_names_what_would_not_load() -> None:
     check = comfy_key_check([*keys, "diffusion_model.x.lora_A.weight"], key_map, patched[:1] + patched[2:], model_keys[:2])
     assert check.not_loaded == sorted(keys[3:] + ["diffusion_model.x.lora_A.weight"])
     assert check.summary().startswith("ComfyUI key check: 5 of 8 keys would not load: diffusion_model.b.lora_down")
+
+
+# ------------------------------------------------------------------------------ against a real ComfyUI (optional)
+
+COMFYUI = os.environ.get("COMFYUI_PATH")
+
+
+@pytest.mark.comfyui
+@pytest.mark.skipif(not COMFYUI, reason="set COMFYUI_PATH to a ComfyUI checkout (and COMFYUI_PYTHON to its Python)")
+def test_comfyuis_own_key_map_loads_every_key_of_our_lora(tmp_path: Path) -> None:
+    """nodes/comfy.py's lora_load_check in a real ComfyUI, on the tiny LTXV model: our exported LoRA loads fully, and
+    a key ComfyUI cannot place is named exactly as ComfyUI's own loader logs it."""
+    from ltx_train_lib.models.ltxv.tiny import TRANSFORMER_CONFIG as C
+    from ltx_train_lib.models.ltxv.tiny import tiny_model_dir
+
+    python = os.environ.get("COMFYUI_PYTHON") or str(Path(COMFYUI).parent / "comfyui-venv" / "bin" / "python")
+    base = load_file(str(tiny_model_dir() / "transformer" / "diffusion_pytorch_model.safetensors"))
+    save_file({k: v.contiguous() for k, v in export.full_diffusers_to_comfy(base).items()}, str(tmp_path / "base.safetensors"))
+    g = torch.Generator().manual_seed(0)
+    dim = C["num_attention_heads"] * C["attention_head_dim"]
+    peft = {}
+    for m in ("transformer_blocks.0.attn1.to_q", "transformer_blocks.1.attn2.to_out.0"):
+        peft[f"{m}.lora_A.weight"] = torch.randn(4, dim, generator=g)
+        peft[f"{m}.lora_B.weight"] = torch.randn(dim, 4, generator=g)
+    _, good = export.save_lora_pair(peft, tmp_path / "good", rank=4, alpha=8, metadata={"training_steps": 3})
+    extra = load_file(str(good))
+    extra["diffusion_model.transformer_blocks.0.attn1.nowhere.lora_A.weight"] = torch.randn(4, dim, generator=g)
+    extra["diffusion_model.transformer_blocks.0.attn1.nowhere.lora_B.weight"] = torch.randn(dim, 4, generator=g)
+    save_file(extra, str(tmp_path / "extra.safetensors"))
+    keys = ("num_layers", "in_channels", "cross_attention_dim", "caption_channels", "num_attention_heads", "attention_head_dim")
+    spec = {"comfyui": str(Path(COMFYUI).resolve()), "transformer_config": {k: C[k] for k in keys},
+            "model": str(tmp_path / "base.safetensors"), "out": str(tmp_path / "report.json"),
+            "loras": {"good": str(good), "extra": str(tmp_path / "extra.safetensors")}}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    proc = subprocess.run([python, str(Path(__file__).with_name("comfyui_lora_keys.py")), str(tmp_path / "spec.json")],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["good"]["check"]["not_loaded"] == [] and report["good"]["comfy_not_loaded"] == []
+    assert report["good"]["check"]["modules"] == 2 and report["good"]["check"]["keys"] == 6
+    assert report["extra"]["check"]["not_loaded"] == sorted(k for k in extra if ".nowhere." in k)
+    assert report["extra"]["check"]["not_loaded"] == report["extra"]["comfy_not_loaded"]  # ComfyUI agrees
