@@ -154,7 +154,7 @@ def test_a_nan_during_training_stops_the_run_with_exit_status_2(
     err = capsys.readouterr().err
     assert "error: the LoRA at step 4: LoRA health check failed: 1 tensor(s) hold NaN/Inf values" in err
     assert "transformer_blocks.0.attn1.to_q.lora_B" in err and "Traceback" not in err
-    assert "optimization.learning_rate" in err and f"training_state_step_00002' (with its LoRA files" in err
+    assert "optimization.learning_rate" in err and "training_state_step_00002' (with its LoRA files" in err
     # nothing of step 4 was written; the healthy step-2 checkpoint and its LoRA are kept; no final LoRA
     assert [c.step for c in ckpt.list_state_checkpoints(out)] == [2]
     assert sorted(p.name for p in (out / "checkpoints").glob("lora_weights_step_*.safetensors")) == [
