@@ -57,9 +57,16 @@ def test_tool_comfy_and_its_icon() -> None:
 
 
 def test_the_editable_install_still_builds(tmp_path: Path) -> None:
-    """What the Makefile runs (``pip install --no-deps -e .``), as a wheel build into a temporary folder."""
+    """What the Makefile's ``pip install --no-deps -e .`` builds, as a wheel from a copy of the sources (a build
+    writes build/ and *.egg-info next to them)."""
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "ltx_train_lib", src / "ltx_train_lib", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(src)],
         capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
