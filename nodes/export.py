@@ -55,6 +55,7 @@ class ConvertComfy:
     """Put the trained LoRA where ComfyUI's LoRA loaders find it, and optionally apply it to a model."""
 
     CATEGORY = "LTX Trainer/export"
+    SEARCH_ALIASES = ["save lora", "export lora", "convert lora", "lora to comfyui", "apply lora", "lora health"]
     DESCRIPTION = (
         "Copies the LoRA in ComfyUI's key layout (diffusion_model.*, patchify_proj, adaln_single, .alpha) into the "
         "loras folder, so LoraLoaderModelOnly lists it without a restart; a LoRA holding NaN/Inf values (or one that "
@@ -144,6 +145,7 @@ class PushToHub:
     """Upload the LoRA, its config, a model card and sample GIFs to the Hugging Face Hub."""
 
     CATEGORY = "LTX Trainer/export"
+    SEARCH_ALIASES = ["hugging face", "huggingface", "upload lora", "publish lora", "hf hub", "share lora"]
     DESCRIPTION = (
         "Uploads the job's LoRA files, training config, a model card and the last validation videos (as GIFs) in one "
         "commit. The token is read from HF_TOKEN or the Hugging Face login cache (`hf auth login`), never from the "

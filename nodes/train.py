@@ -270,6 +270,7 @@ class TrainLoRA:
     """Train an LTX-Video LoRA on a precomputed dataset, in its own process."""
 
     CATEGORY = "LTX Trainer/training"
+    SEARCH_ALIASES = ["train lora", "lora training", "ltx train", "ltxv lora", "fine-tune", "finetune", "trainer"]
     DESCRIPTION = (
         "Trains a LoRA in a separate accelerate process (ComfyUI's models are unloaded first). Shows step, loss and "
         "ETA; Cancel stops training after a resumable checkpoint, and queueing again resumes. The job folder is "

@@ -115,6 +115,15 @@ def test_node_ids_categories_and_outputs():
         assert cls.DESCRIPTION
     for sink in ("TrainLoRA", "ConvertComfy", "PushToHub"):
         assert node(sink).OUTPUT_NODE is True
+    # Node search: newer ComfyUI sends SEARCH_ALIASES as object_info's search_aliases (server.py node_info); older
+    # versions ignore the attribute. Lower-case phrases, no repeats, none a copy of the display name.
+    for name, cls in NODE_CLASS_MAPPINGS.items():
+        aliases = cls.SEARCH_ALIASES
+        assert isinstance(aliases, list) and 4 <= len(aliases) <= 10, name
+        assert all(isinstance(a, str) and a == a.strip().lower() and a for a in aliases), name
+        assert len(set(aliases)) == len(aliases), name
+        assert NODE_DISPLAY_NAME_MAPPINGS[name].lower() not in aliases, name
+    assert "train lora" in node("TrainLoRA").SEARCH_ALIASES and "hugging face" in node("PushToHub").SEARCH_ALIASES
     # The graph connects only in valid ways: each custom type has exactly one kind of producer.
     producers: dict[str, set[str]] = {}
     for name, cls in NODE_CLASS_MAPPINGS.items():
