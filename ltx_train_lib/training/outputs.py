@@ -69,9 +69,14 @@ def lora_health(cfg: TrainerConfig, model: torch.nn.Module, step: int, *, final:
     run's last weights, which must change the model (see :mod:`ltx_train_lib.lora_health`)."""
     if cfg.model.training_mode != "lora":
         return None
+    from peft import get_peft_model_state_dict
+
     from ltx_train_lib.lora_health import scan_state_dict
 
-    return scan_state_dict(lora_state_dict(model), step=step, require_update=final)
+    # Scanned where the weights are (no copy to the CPU): the same values save_weights writes, before the cast to
+    # float32, which keeps NaN/Inf and zeros as they are.
+    return scan_state_dict({k: v.detach() for k, v in get_peft_model_state_dict(model).items()}, step=step,
+                           require_update=final)
 
 
 def save_weights(
