@@ -12,7 +12,6 @@ import importlib
 import signal
 import subprocess
 import sys
-import time
 import types
 from pathlib import Path
 
@@ -100,8 +99,9 @@ def test_windows_group_alive_checks_the_leader_and_its_start(windows) -> None:
     me = pc.os.getpid()  # a live leader: this process (psutil's create_time really looks it up)
     windows.setattr(psutil, "pid_exists", lambda pid: pid == me)  # psutil's own Linux version would os.kill(pid, 0)
     assert groups.group_alive(me) is True
-    assert groups.group_alive(me, created=time.time() - 60) is True
-    assert groups.group_alive(me, created=time.time() + 3600) is False  # started long before the job: a recycled pid
+    started = psutil.Process(me).create_time()
+    assert groups.group_alive(me, created=started + 1) is True  # job.json written just after the spawn
+    assert groups.group_alive(me, created=started + 3600) is False  # started long before the job: a recycled pid
     windows.setattr(psutil, "pid_exists", lambda pid: False)
     assert groups.group_alive(me) is False
 
