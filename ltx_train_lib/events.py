@@ -115,6 +115,24 @@ class CheckpointEvent(Event):
     path: str = Field(description="Absolute path of the checkpoint folder (`training_state_step_NNNNN`).")
 
 
+class HealthEvent(Event):
+    """The LoRA health gate scanned the weights about to be saved (see ltx_train_lib/lora_health.py)."""
+
+    when = ("Before each LoRA save (every checkpoint, then the final weights; a full fine-tune has none). When `ok` is "
+            "false nothing of that step is written and an `error` event follows.")
+    event: Literal["health"] = Field(description=_KIND)
+    step: int = Field(ge=0, description="Step of the scanned weights.")
+    final: bool = Field(description="The run's final weights (which must change the model) rather than a checkpoint's.")
+    ok: bool = Field(description="No NaN/Inf tensor and, for the final weights, at least one module that changes the model.")
+    tensors: int = Field(ge=0, description="Tensors scanned.")
+    modules: int = Field(ge=0, description="LoRA modules (lora_A/lora_B pairs) found.")
+    nonfinite: list[str] = Field(description="Names (peft keys) of the tensors holding NaN/Inf values, at most 20.")
+    zero_modules: int = Field(ge=0, description="Modules whose update is exactly zero (lora_B or lora_A all zero).")
+    problems: list[str] = Field(description="Why the weights are unhealthy; empty when `ok`.")
+    warnings: list[str] = Field(description="Worth knowing, not a failure (e.g. some modules still zero).")
+    summary: str = Field(description="One line for people: `LoRA health: ok ...` or `LoRA health: FAILED ...`.")
+
+
 class DoneEvent(Event):
     """Training finished and the final weights are on disk."""
 
@@ -174,6 +192,7 @@ _MODELS: tuple[type[Event], ...] = (
     SampleEvent,
     ValidationFailedEvent,
     CheckpointEvent,
+    HealthEvent,
     DoneEvent,
     CancelledEvent,
     ErrorEvent,
@@ -413,9 +432,10 @@ def markdown_text() -> str:
         "writer passing a field that is not listed here, or a value of the wrong type, gets an error. Readers skip",
         "kinds, fields and lines they do not know, so they keep working with a newer trainer.",
         "",
-        "A run writes `started`, then `step` events with `sample` and `checkpoint` among them, and ends with one of",
-        "`done`, `cancelled` or `error`. A resumed run appends to the same file: it starts again with `started`",
-        "(its `step` is the checkpoint's) and repeats the steps after that checkpoint.",
+        "A run writes `started`, then `step` events with `sample` and `checkpoint` among them (each LoRA checkpoint",
+        "preceded by its `health`), and ends with one of `done`, `cancelled` or `error`. A resumed run appends to the",
+        "same file: it starts again with `started` (its `step` is the checkpoint's) and repeats the steps after that",
+        "checkpoint.",
         "",
     ]
     for kind, model in EVENT_MODELS.items():

@@ -1,6 +1,6 @@
 """One writer per folder: an OS file lock that dies with its process, plus a note of who holds it.
 
-The lock is ``fcntl.flock`` (``msvcrt.locking`` on Windows) on a file that is never deleted. The operating system
+The lock is ``fcntl.flock`` (``msvcrt.locking`` on Windows; :mod:`ltx_train_lib.platform_compat`) on a file that is never deleted. The operating system
 releases it when the holder exits, however it exits (SIGKILL included), so a lock left by a dead process is simply
 free: there is no stale-lock check and no check-then-unlink race between two processes taking over. The file's
 content (pid, host, start time) only serves the message a second writer gets.
@@ -12,11 +12,12 @@ import contextlib
 import json
 import os
 import socket
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+from ltx_train_lib.platform_compat import try_lock, unlock
 
 LOCK_NAME = ".ltx_train.lock"
 
@@ -37,38 +38,6 @@ def describe_owner(owner: dict) -> str:
     return f"{owner.get('what', 'a process')} (pid {owner.get('pid', '?')} on {owner.get('host', '?')}, since {when})"
 
 
-def _try_lock(fh: IO[str]) -> bool:
-    if sys.platform == "win32":
-        import msvcrt
-
-        try:
-            fh.seek(0)
-            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-    import fcntl
-
-    try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
-
-
-def _unlock(fh: IO[str]) -> None:
-    if sys.platform == "win32":
-        import msvcrt
-
-        with contextlib.suppress(OSError):
-            fh.seek(0)
-            msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
-        return
-    import fcntl
-
-    fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
 def _read_owner(fh: IO[str]) -> dict:
     with contextlib.suppress(OSError, ValueError):
         fh.seek(0)
@@ -86,7 +55,7 @@ def folder_lock(folder: str | Path, what: str) -> Iterator[Path]:
     path = folder / LOCK_NAME
     fh = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held open for the lock's lifetime
     try:
-        if not _try_lock(fh):
+        if not try_lock(fh):
             raise FolderBusy(folder, _read_owner(fh))
         # (On Windows the lock is mandatory, so a second writer may not read this note: it then says 'another process'.)
         fh.seek(0)
@@ -100,6 +69,6 @@ def folder_lock(folder: str | Path, what: str) -> Iterator[Path]:
                 fh.seek(0)
                 fh.truncate()  # a reader of a free lock finds no owner
                 fh.flush()
-            _unlock(fh)
+            unlock(fh)
     finally:
         fh.close()

@@ -52,6 +52,7 @@ class QwenCaption:
     """Caption clips with Qwen2.5-VL (the reference trainer's captioner)."""
 
     CATEGORY = "LTX Trainer/dataset"
+    SEARCH_ALIASES = ["caption videos", "auto caption", "qwen", "qwen2.5-vl", "describe video", "video captioning"]
     DESCRIPTION = (
         "Writes <work folder>/captions.json. Clips that already have a caption are kept (enable 'override' to "
         "redo them); the file is saved after every batch, so Cancel loses at most one batch. ComfyUI's models are "

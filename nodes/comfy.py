@@ -396,21 +396,45 @@ def ui_text(lines: list[str] | str, node_id: str | None = None) -> dict[str, lis
 # ------------------------------------------------------------------------------------------------------- LoRAs
 
 
-def apply_lora(model: Any, lora_path: Path, strength: float, find_unpatched: Callable) -> tuple[Any, list[str], list[str]]:
-    """Apply a LoRA file to a ComfyUI MODEL the way LoraLoaderModelOnly does (``comfy.lora.model_lora_keys_unet`` +
-    ``comfy.lora.load_lora`` + ``ModelPatcher.add_patches``). Returns (patched clone, file keys, unpatched keys)."""
-    utils, lora = _comfy("comfy.utils"), _comfy("comfy.lora")
-    if utils is None or lora is None:
-        raise RuntimeError(
-            "ConvertComfy.model: applying a LoRA to a MODEL needs ComfyUI; disconnect 'model' when running outside it"
-        )
-    sd = utils.load_torch_file(str(lora_path), safe_load=True)
+def _comfy_lora_patches(model: Any, sd: dict[str, Any], *, log_missing: bool = True) -> tuple[dict, dict, dict]:
+    """(the converted state dict, ComfyUI's key map for ``model``, the patches ComfyUI's loader makes of ``sd``):
+    ``comfy.lora_convert.convert_lora`` + ``comfy.lora.model_lora_keys_unet(model.model, {})`` +
+    ``comfy.lora.load_lora``, what LoraLoaderModelOnly runs."""
+    lora = _comfy("comfy.lora")
+    if lora is None:
+        raise RuntimeError("checking or applying a LoRA against a MODEL needs ComfyUI; disconnect 'model' when running outside it")
     convert = getattr(_comfy("comfy.lora_convert"), "convert_lora", None)
     if convert is not None:
         sd = convert(sd)
     key_map = lora.model_lora_keys_unet(model.model, {})
-    loaded = lora.load_lora(sd, key_map)
+    try:
+        patches = lora.load_lora(sd, key_map, log_missing=log_missing)
+    except TypeError:  # a ComfyUI from before load_lora's log_missing
+        patches = lora.load_lora(sd, key_map)
+    return sd, key_map, patches
+
+
+def lora_load_check(model: Any, sd: dict[str, Any]) -> Any:
+    """Which keys of the LoRA state dict ``sd`` would not load into the ComfyUI MODEL ``model``, by ComfyUI's own key
+    map and loader, without patching anything: a :class:`ltx_train_lib.lora_health.ComfyKeyCheck`."""
+    from ltx_train_lib.lora_health import comfy_key_check
+
+    sd, key_map, patches = _comfy_lora_patches(model, sd, log_missing=False)
+    return comfy_key_check(list(sd.keys()), key_map, patches.keys(), model.model.state_dict().keys())
+
+
+def apply_lora(model: Any, lora_path: Path, strength: float) -> tuple[Any, Any]:
+    """Apply a LoRA file to a ComfyUI MODEL the way LoraLoaderModelOnly does (:func:`_comfy_lora_patches` +
+    ``ModelPatcher.add_patches``). Returns (patched clone, :class:`~ltx_train_lib.lora_health.ComfyKeyCheck`: the
+    file keys whose weight ``add_patches`` did not accept)."""
+    from ltx_train_lib.lora_health import comfy_key_check
+
+    utils = _comfy("comfy.utils")
+    if utils is None or _comfy("comfy.lora") is None:
+        raise RuntimeError(
+            "ConvertComfy.model: applying a LoRA to a MODEL needs ComfyUI; disconnect 'model' when running outside it"
+        )
+    sd, key_map, patches = _comfy_lora_patches(model, utils.load_torch_file(str(lora_path), safe_load=True))
     patched_model = model.clone()
-    patched = patched_model.add_patches(loaded, strength)
-    keys = list(sd.keys())
-    return patched_model, keys, find_unpatched(keys, key_map, patched)
+    patched = patched_model.add_patches(patches, strength)
+    return patched_model, comfy_key_check(list(sd.keys()), key_map, patched)

@@ -104,6 +104,7 @@ class LoadVideos:
     """A folder of raw videos (and optionally images), the start of a dataset."""
 
     CATEGORY = "LTX Trainer/dataset"
+    SEARCH_ALIASES = ["load videos", "video folder", "import videos", "training videos", "video dataset"]
     DESCRIPTION = (
         "Lists the videos (and optionally images) of a folder. Relative folders are looked up in ComfyUI's input "
         "folder. Everything made from them later goes under output/ltx_trainer/datasets/<dataset_name>/."
@@ -180,6 +181,7 @@ class SplitScenes:
     """Cut every video at its scene changes into one clip per scene (PySceneDetect, frame-accurate)."""
 
     CATEGORY = "LTX Trainer/dataset"
+    SEARCH_ALIASES = ["scene detection", "split scenes", "cut scenes", "shot detection", "pyscenedetect", "split video"]
     DESCRIPTION = (
         "Detects scene cuts and writes one clip per scene to <work folder>/scenes/. Each clip keeps the source's "
         "sound over its span (AAC). Re-running skips videos already split with the same settings; bad videos are "

@@ -14,8 +14,6 @@ from . import comfy
 from . import types as T
 from .schema_widgets import schema_widget
 
-# Suffixes of a LoRA file's keys after the module path (ComfyUI's comfy/lora.py accepts these for plain LoRAs).
-_LORA_SUFFIXES = (".lora_A.weight", ".lora_B.weight", ".lora_down.weight", ".lora_up.weight", ".lora_mid.weight", ".alpha", ".dora_scale")
 HUB_MARKER = "hub_push.json"
 
 
@@ -40,33 +38,29 @@ def lora_file_name(name: str) -> str:
 
 def lora_modules(keys: list[str]) -> dict[str, list[str]]:
     """Module prefix -> the file keys that belong to it."""
-    modules: dict[str, list[str]] = {}
-    for key in keys:
-        prefix = next((key[: -len(s)] for s in _LORA_SUFFIXES if key.endswith(s)), key)
-        modules.setdefault(prefix, []).append(key)
-    return modules
+    from ltx_train_lib.lora_health import lora_file_modules
+
+    return lora_file_modules(keys)
 
 
 def unpatched_lora_keys(file_keys: list[str], key_map: dict[str, Any], patched: list[Any]) -> list[str]:
     """File keys that patched no model weight: their module is unknown to ComfyUI's key map for this model, or its
     weight was not among those ``ModelPatcher.add_patches`` accepted."""
-    patched_set = set(patched)
-    missing: list[str] = []
-    for prefix, keys in lora_modules(file_keys).items():
-        target = key_map.get(prefix)
-        if target is None or target not in patched_set:
-            missing.extend(keys)
-    return sorted(missing)
+    from ltx_train_lib.lora_health import comfy_key_check
+
+    return comfy_key_check(file_keys, key_map, patched).not_loaded
 
 
 class ConvertComfy:
     """Put the trained LoRA where ComfyUI's LoRA loaders find it, and optionally apply it to a model."""
 
     CATEGORY = "LTX Trainer/export"
+    SEARCH_ALIASES = ["save lora", "export lora", "convert lora", "lora to comfyui", "apply lora", "lora health"]
     DESCRIPTION = (
         "Copies the LoRA in ComfyUI's key layout (diffusion_model.*, patchify_proj, adaln_single, .alpha) into the "
-        "loras folder, so LoraLoaderModelOnly lists it without a restart. With a MODEL connected it also returns that "
-        "model with the LoRA applied through ComfyUI's own loader, and fails if any key of the file patched nothing."
+        "loras folder, so LoraLoaderModelOnly lists it without a restart; a LoRA holding NaN/Inf values (or one that "
+        "changes nothing) is refused. With a MODEL connected it also returns that model with the LoRA applied through "
+        "ComfyUI's own loader, and fails if any key of the file patched nothing."
     )
     RETURN_TYPES = ("MODEL", "STRING")
     RETURN_NAMES = ("model", "lora_name")
@@ -106,11 +100,13 @@ class ConvertComfy:
     ):
         from ltx_train_lib import export
         from ltx_train_lib.fileio import atomic_path
+        from ltx_train_lib.lora_health import check_files
 
         source = lora.lora_comfy if lora.lora_comfy is not None and lora.lora_comfy.is_file() else None
         if source is None:
             # An older job, or the ComfyUI file was deleted: make it again from the diffusers file.
             source = export.convert_file(lora.lora, to="comfy", output_path=lora.job_dir / "lora_weights_comfy.safetensors")
+        (health,) = check_files([source], action="save it into ComfyUI's loras folder")
         name = lora_file_name(lora_name)
         folder = comfy.model_folders("loras")[0]
         target = folder / name
@@ -129,17 +125,19 @@ class ConvertComfy:
             with atomic_path(target) as tmp:
                 shutil.copyfile(source, tmp)
             comfy.forget_file_list("loras")
-        lines = [f"{status}: {target}"]
+        lines = [f"{status}: {target}", health.summary()]
         out_model = None
         if model is not None:
-            out_model, file_keys, unpatched = comfy.apply_lora(model, target, strength, unpatched_lora_keys)
+            out_model, check = comfy.apply_lora(model, target, strength)
+            unpatched = check.not_loaded
             if unpatched:
                 raise RuntimeError(
-                    f"ConvertComfy: {len(unpatched)} of {len(file_keys)} keys of {target.name} patched no weight of "
+                    f"ConvertComfy: {len(unpatched)} of {check.keys} keys of {target.name} patched no weight of "
                     f"the connected model: {', '.join(unpatched[:8])}{' ...' if len(unpatched) > 8 else ''}; the "
                     "model is not the LTX-Video model this LoRA was trained on (check the checkpoint and its version)"
                 )
-            lines.append(f"applied to the model: {len(lora_modules(file_keys))} modules patched at strength {strength}")
+            lines.append(check.summary())
+            lines.append(f"applied to the model: {check.modules} modules patched at strength {strength}")
         return {"ui": comfy.ui_text(lines, unique_id), "result": (out_model, name)}
 
 
@@ -147,6 +145,7 @@ class PushToHub:
     """Upload the LoRA, its config, a model card and sample GIFs to the Hugging Face Hub."""
 
     CATEGORY = "LTX Trainer/export"
+    SEARCH_ALIASES = ["hugging face", "huggingface", "upload lora", "publish lora", "hf hub", "share lora"]
     DESCRIPTION = (
         "Uploads the job's LoRA files, training config, a model card and the last validation videos (as GIFs) in one "
         "commit. The token is read from HF_TOKEN or the Hugging Face login cache (`hf auth login`), never from the "

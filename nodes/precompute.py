@@ -152,6 +152,7 @@ class PrecomputeLatents:
     """Encode captions (T5) and clips (VAE) once, so training reads small tensors."""
 
     CATEGORY = "LTX Trainer/dataset"
+    SEARCH_ALIASES = ["precompute", "preprocess dataset", "encode latents", "cache latents", "vae encode dataset", "text embeddings"]
     DESCRIPTION = (
         "Computes the text embeddings and VAE latents of every captioned clip into .precomputed/ (the reference "
         "trainer's layout). Only changed samples are recomputed; bad clips are skipped with a reason. Takes the "

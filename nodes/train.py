@@ -248,6 +248,20 @@ def monitor_node_key(extra_pnginfo: Any, unique_id: str | None) -> str | None:
         return None
     return f"{workflow_id}:{unique_id}" if isinstance(workflow_id, str) and workflow_id else str(unique_id)
 
+def health_text(lora_file: Path) -> str:
+    """The LoRA health line the trainer wrote into the file's header (its scan before the save)."""
+    from safetensors import safe_open
+
+    from ltx_train_lib.lora_health import LoraHealth
+
+    try:
+        with safe_open(str(lora_file), framework="pt") as fh:
+            report = LoraHealth.from_metadata(fh.metadata())
+    except Exception:  # noqa: BLE001 - an unreadable header only costs this line
+        report = None
+    return report.summary() if report is not None else "LoRA health: not recorded (trained by an older version)"
+
+
 class TrainingStopped(Exception):
     """The job was stopped from outside this node (the monitor's Cancel button or a signal)."""
 
@@ -256,6 +270,7 @@ class TrainLoRA:
     """Train an LTX-Video LoRA on a precomputed dataset, in its own process."""
 
     CATEGORY = "LTX Trainer/training"
+    SEARCH_ALIASES = ["train lora", "lora training", "ltx train", "ltxv lora", "fine-tune", "finetune", "trainer"]
     DESCRIPTION = (
         "Trains a LoRA in a separate accelerate process (ComfyUI's models are unloaded first). Shows step, loss and "
         "ETA; Cancel stops training after a resumable checkpoint, and queueing again resumes. The job folder is "
@@ -433,6 +448,7 @@ class TrainLoRA:
         text = [
             f"{job.name}: {record.steps} steps" + (f", final loss {final:.4f}" if isinstance(final, (int, float)) else ""),
             f"LoRA: {record.lora}",
+            health_text(record.lora),
             f"job folder: {job.dir}",
         ]
         ui = {**comfy.ui_videos([comfy.preview_entry(p) for p in record.samples]), **comfy.ui_text(text, unique_id)}

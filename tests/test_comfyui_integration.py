@@ -203,6 +203,11 @@ def test_nodes_are_listed_in_object_info(comfy):
         for spec in {**info[name]["input"]["required"], **info[name]["input"].get("optional", {})}.values():
             assert spec[1].get("tooltip")
     assert info["LTXTrainer_TrainLoRA"]["output"] == ["LTXT_LORA", "LOSS_MAP"]
+    if "search_aliases" in info["LoraLoader"]:  # a ComfyUI that sends SEARCH_ALIASES (newer than 0.3.64)
+        from nodes import NODE_CLASS_MAPPINGS
+
+        for name in OUR_NODES:
+            assert info[name]["search_aliases"] == NODE_CLASS_MAPPINGS[name].SEARCH_ALIASES, name
     jobs = comfy.get("/ltx_trainer/jobs")  # the monitor's routes came in with the pack
     assert "jobs" in jobs
 

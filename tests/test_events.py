@@ -43,7 +43,7 @@ def _schema_errors(validator, record: dict) -> list[str]:
 
 
 # The kinds a plain run can write; later kinds (validation_failed, health, ...) add to these.
-CORE_KINDS = ("started", "step", "sample", "checkpoint", "done", "cancelled", "error")
+CORE_KINDS = ("started", "step", "sample", "checkpoint", "health", "done", "cancelled", "error")
 STEP = dict(step=1, total=4, loss=0.5, lr=1e-4, sec_per_step=0.25, eta_s=0.75, memory_mb=100.0)
 
 

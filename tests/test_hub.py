@@ -289,6 +289,7 @@ def test_push_lora_uploads_everything_in_one_commit(fake_hub, lora_output):
         "![sample 2](sample_videos/step_000010_p1_v0.gif)",
         PROMPTS[0],
         PROMPTS[1],
+        "## Health check\n\nLoRA health: ok at step 10 (6 tensors, 3 modules, no NaN/Inf).",  # the scan's verdict
     ):
         assert expected in body, expected
     assert "step_000005" not in readme
@@ -381,6 +382,31 @@ def test_cli(fake_hub, lora_output, capsys):
     assert hub_main([str(lora_output / "nope"), REPO_ID, "--endpoint", fake_hub.base_url]) == 1
     assert "output folder not found" in capsys.readouterr().err
     assert hub_main([]) == 2
+
+
+def test_a_lora_holding_nan_is_refused_before_anything_is_sent(fake_hub, lora_output, capsys):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from ltx_train_lib.lora_health import LoraHealthError
+
+    path = lora_output / "lora_weights_comfy.safetensors"
+    with safe_open(str(path), "pt") as fh:
+        meta = fh.metadata()
+    sd = load_file(str(path))
+    sd["diffusion_model.transformer_blocks.0.attn1.to_q.lora_B.weight"][2, 1] = float("nan")
+    save_file(sd, str(path), metadata=meta)
+    with pytest.raises(LoraHealthError) as info:
+        hub.push_to_hub(lora_output, REPO_ID, endpoint=fake_hub.base_url)
+    msg = str(info.value)
+    assert "lora_weights_comfy.safetensors: LoRA health check failed: 1 tensor(s) hold NaN/Inf" in msg
+    assert "diffusion_model.transformer_blocks.0.attn1.to_q.lora_B.weight" in msg and "Refusing to upload" in msg
+    assert "optimization.learning_rate" in msg
+    assert fake_hub.requests == [] and fake_hub.commits == []  # checked before the token or the network
+    assert hub_main([str(lora_output), REPO_ID, "--endpoint", fake_hub.base_url]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "to_q.lora_B.weight" in err and "Traceback" not in err
+    assert fake_hub.requests == []
 
 
 def test_card_facts_are_collected_once_and_render_purely(lora_output):

@@ -126,6 +126,22 @@ def test_fold_cancelled_then_error_and_nan_loss():
     assert failed["error"]["message"] == "CUDA out of memory"
 
 
+def test_fold_keeps_the_last_health_verdict():
+    health = {"event": "health", "final": False, "tensors": 4, "modules": 2, "nonfinite": [], "zero_modules": 0,
+              "problems": [], "warnings": []}
+    events = [
+        {"event": "started", "time": 1.0, "step": 0, "total": 4},
+        {**health, "time": 2.0, "step": 2, "ok": True, "summary": "LoRA health: ok at step 2"},
+        {**health, "time": 3.0, "step": 4, "ok": False, "final": True, "nonfinite": ["a.lora_B.weight"],
+         "summary": "LoRA health: FAILED at step 4: 1 tensor(s) hold NaN/Inf values"},
+        {"event": "error", "time": 3.1, "step": 4, "message": "the LoRA at step 4: LoRA health check failed"},
+    ]
+    assert jf.fold_events(events[:2])["health"] == {"step": 2, "ok": True, "final": False, "summary": "LoRA health: ok at step 2"}
+    st = jf.fold_events(events)
+    assert st["status"] == "failed" and st["health"]["ok"] is False and st["health"]["final"] is True
+    assert st["health"]["summary"].startswith("LoRA health: FAILED at step 4") and jf.fold_events([])["health"] is None
+
+
 def test_ema_reference_and_gaps():
     assert jf.ema([2.0, 2.0, 2.0]) == pytest.approx([2.0, 2.0, 2.0])
     values = [1.0, 0.5, 0.8, 0.2]

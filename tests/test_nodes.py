@@ -115,6 +115,15 @@ def test_node_ids_categories_and_outputs():
         assert cls.DESCRIPTION
     for sink in ("TrainLoRA", "ConvertComfy", "PushToHub"):
         assert node(sink).OUTPUT_NODE is True
+    # Node search: newer ComfyUI sends SEARCH_ALIASES as object_info's search_aliases (server.py node_info); older
+    # versions ignore the attribute. Lower-case phrases, no repeats, none a copy of the display name.
+    for name, cls in NODE_CLASS_MAPPINGS.items():
+        aliases = cls.SEARCH_ALIASES
+        assert isinstance(aliases, list) and 4 <= len(aliases) <= 10, name
+        assert all(isinstance(a, str) and a == a.strip().lower() and a for a in aliases), name
+        assert len(set(aliases)) == len(aliases), name
+        assert NODE_DISPLAY_NAME_MAPPINGS[name].lower() not in aliases, name
+    assert "train lora" in node("TrainLoRA").SEARCH_ALIASES and "hugging face" in node("PushToHub").SEARCH_ALIASES
     # The graph connects only in valid ways: each custom type has exactly one kind of producer.
     producers: dict[str, set[str]] = {}
     for name, cls in NODE_CLASS_MAPPINGS.items():
@@ -631,6 +640,7 @@ def test_training_cancel_resume_and_finished_requeue(root, tmp_path, tiny_model_
     assert after == list(range(stop_step + 1, 31))
     assert len(loss["loss"]) == 30
     assert json.loads((job_dir / "job.json").read_text())["status"] == "done"
+    assert "LoRA health: ok at step 30 (" in out["ui"]["text"][0]  # the trainer's scan, from the file's header
 
     # Third queue: finished, so the result comes back at once and nothing is spawned.
     def no_spawn(*args, **kwargs):
@@ -735,6 +745,78 @@ def test_unpatched_keys_are_named():
     assert unpatched_lora_keys(keys, key_map, ["diffusion_model.a.weight", "diffusion_model.b.weight"]) == []
     assert unpatched_lora_keys(keys, key_map, ["diffusion_model.a.weight"]) == keys[3:]
     assert unpatched_lora_keys(keys, {}, []) == sorted(keys)
+
+
+class _FakeComfyLora:
+    """Stand-in for comfy.lora with the calls ConvertComfy makes: the key map names each LoRA module of the model
+    (``diffusion_model.<module>`` -> ``diffusion_model.<module>.weight``), load_lora pairs A/B the way ComfyUI does."""
+
+    def __init__(self, modules: list[str]) -> None:
+        self.modules, self.calls = modules, []
+
+    def model_lora_keys_unet(self, model, key_map):
+        self.calls.append("model_lora_keys_unet")
+        key_map.update({f"diffusion_model.{m}": f"diffusion_model.{m}.weight" for m in self.modules})
+        return key_map
+
+    def load_lora(self, sd, key_map, log_missing=True):
+        self.calls.append(("load_lora", log_missing))
+        return {t: ("lora", sd[f"{p}.lora_A.weight"]) for p, t in key_map.items() if f"{p}.lora_A.weight" in sd}
+
+
+class _FakeModelPatcher:
+    """Stand-in for a ComfyUI MODEL (ModelPatcher): ``.model.state_dict()`` names its weights, add_patches accepts
+    the patches whose weight exists, as ComfyUI's does."""
+
+    def __init__(self, weights: list[str]) -> None:
+        import types
+
+        self._weights = weights
+        self.model = types.SimpleNamespace(state_dict=lambda: dict.fromkeys(weights))
+        self.patches: dict = {}
+
+    def clone(self):
+        return _FakeModelPatcher(self._weights)
+
+    def add_patches(self, patches, strength):
+        accepted = [k for k in patches if k in self._weights]
+        self.patches.update({k: strength for k in accepted})
+        return accepted
+
+
+def test_convert_comfy_checks_health_and_comfyuis_key_map(root, tmp_path, monkeypatch):
+    from safetensors.torch import load_file, save_file
+
+    convert = node("ConvertComfy")()
+    rec = _lora_record(tmp_path / "job1")
+    modules = [f"transformer_blocks.{b}.attn1.{p}" for b in range(2) for p in ("to_q", "to_k")]
+    fake_lora = _FakeComfyLora(modules)
+    weights = [f"diffusion_model.{m}.weight" for m in modules]
+    # ComfyUI's modules as nodes/comfy.py would import them inside ComfyUI
+    monkeypatch.setitem(comfy._modules, "comfy.lora", fake_lora)
+    monkeypatch.setitem(comfy._modules, "comfy.lora_convert", None)
+    monkeypatch.setitem(comfy._modules, "comfy.utils", type("U", (), {"load_torch_file": staticmethod(
+        lambda path, safe_load=True: load_file(path))}))
+    out = convert.convert(rec, "checked", False, 0.5, model=_FakeModelPatcher(weights))
+    text = out["ui"]["text"][0]
+    assert "LoRA health: ok (12 tensors, 4 modules, no NaN/Inf)" in text  # rank 4, alpha 8: 4 alpha tensors too
+    assert "ComfyUI key check: all 12 keys load (4 modules)" in text and "4 modules patched at strength 0.5" in text
+    assert out["result"][0].patches == dict.fromkeys(weights, 0.5)
+    # the check alone patches nothing, and asks ComfyUI not to log what it reports itself
+    sd = load_file(str(rec.lora_comfy))
+    check = comfy.lora_load_check(_FakeModelPatcher(weights[:3]), sd)
+    assert check.not_loaded == sorted(k for k in sd if ".to_k." in k and "blocks.1" in k) and ("load_lora", False) in fake_lora.calls
+    # a model that lacks a module: named, and the LoRA is not applied
+    with pytest.raises(RuntimeError, match=r"3 of 12 keys of checked.safetensors patched no weight"):
+        convert.convert(rec, "checked", False, 1.0, model=_FakeModelPatcher(weights[1:]))
+    # a LoRA holding NaN never reaches the loras folder
+    bad = _lora_record(tmp_path / "job2", seed=1)
+    sd = load_file(str(bad.lora_comfy))
+    sd["diffusion_model.transformer_blocks.1.attn1.to_q.lora_B.weight"][0, 0] = float("inf")
+    save_file(sd, str(bad.lora_comfy))
+    with pytest.raises(Exception, match=r"LoRA health check failed: 1 tensor\(s\) hold NaN/Inf.*blocks.1.attn1.to_q.lora_B"):
+        convert.convert(bad, "bad", False, 1.0)
+    assert not (root / "models" / "loras" / "bad.safetensors").exists()
 
 
 def test_push_to_hub_uploads_once_with_the_env_token(fake_hub, lora_output):  # noqa: F811

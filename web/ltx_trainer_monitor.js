@@ -135,6 +135,8 @@ const CSS = `
   vertical-align: middle; background: var(--c); }
 .ltxm-actions { display: flex; gap: 8px; align-items: center; }
 .ltxm-msg { font-size: 12px; opacity: .85; }
+.ltxm-health { font-size: 11px; opacity: .8; margin: 4px 0; overflow-wrap: anywhere; }
+.ltxm-health.ltxm-health-bad { opacity: 1; color: #e74c3c; }
 .ltxm-error { background: #3b1a1a; border-left: 3px solid #c0392b; padding: 6px 8px; white-space: pre-wrap;
   word-break: break-word; }
 .ltxm-samples { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 8px; }
@@ -322,6 +324,7 @@ class MonitorPanel {
                              onclick: () => this.onCancel(jobId) });
     d.msg = h("span", { class: "ltxm-msg" });
     d.error = h("div", { class: "ltxm-error", hidden: true, "data-testid": "ltx-error" });
+    d.health = h("div", { class: "ltxm-health", hidden: true, "data-testid": "ltx-health" });
     d.links = h("div", { class: "ltxm-links" });
     d.samples = h("div", { class: "ltxm-samples", "data-testid": "ltx-samples" });
     d.sampleEls = new Map(); // file -> figure (kept, so playing videos are not reset by updates)
@@ -336,7 +339,7 @@ class MonitorPanel {
       h("div", { class: "ltxm-legend" }, h("span", { style: `--c:${RAW_COLOR}`, text: "loss" }),
         h("span", { style: `--c:${SMOOTH_COLOR}`, text: "smoothed (EMA 0.9)" })),
       h("div", { class: "ltxm-actions" }, d.cancel, d.msg),
-      d.error, d.links, d.samplesHead, d.samples);
+      d.health, d.error, d.links, d.samplesHead, d.samples);
     this.d = d;
     this.detailFor = jobId;
     this.armed = null;
@@ -370,6 +373,11 @@ class MonitorPanel {
     drawCanvas(d.canvas, st);
     d.cancel.disabled = status !== "running";
     d.cancel.hidden = !(status === "running" || status === "queued");
+    d.health.hidden = !st.health?.summary;
+    if (st.health) {
+      d.health.textContent = st.health.summary;
+      d.health.classList.toggle("ltxm-health-bad", !st.health.ok);
+    }
     const err = m.error;
     d.error.hidden = !(status === "failed" && err);
     if (!d.error.hidden) {

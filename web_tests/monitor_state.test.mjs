@@ -122,6 +122,24 @@ test("incremental smoothing equals smoothing from scratch", () => {
   m.state.steps.forEach((s, i) => assert.ok(Math.abs(s.smoothed - fresh[i]) < 1e-12));
 });
 
+test("the last health verdict is kept (same as the Python fold)", () => {
+  const health = { event: "health", final: false, tensors: 4, modules: 2, nonfinite: [], zero_modules: 0, problems: [], warnings: [] };
+  const events = [
+    { event: "started", time: 1, step: 0, total: 4 },
+    { ...health, time: 2, step: 2, ok: true, summary: "LoRA health: ok at step 2" },
+    { ...health, time: 3, step: 4, ok: false, final: true, nonfinite: ["a.lora_B.weight"],
+      summary: "LoRA health: FAILED at step 4: 1 tensor(s) hold NaN/Inf values" },
+    { event: "error", time: 3.1, step: 4, message: "the LoRA at step 4: LoRA health check failed" },
+  ];
+  assert.deepEqual(foldEvents(events.slice(0, 2)).health, { step: 2, ok: true, final: false, summary: "LoRA health: ok at step 2" });
+  const st = foldEvents(events);
+  assert.equal(st.status, "failed");
+  assert.equal(st.health.ok, false);
+  assert.equal(st.health.final, true);
+  assert.match(st.health.summary, /^LoRA health: FAILED at step 4/);
+  assert.equal(foldEvents([]).health, null);
+});
+
 test("cancelled and error end the run; NaN/null loss leaves a gap", () => {
   const base = [
     { event: "started", time: 1, step: 0, total: 4 },

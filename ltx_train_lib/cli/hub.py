@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the upload; returns the exit status (0 ok, 1 upload error, 2 usage error)."""
+    """Run the upload; returns the exit status (0 ok, 1 upload error, 2 usage error or a LoRA that fails its health
+    scan)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -47,11 +48,15 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     from ltx_train_lib.hub import push_to_hub
+    from ltx_train_lib.lora_health import LoraHealthError
 
     try:
         url = push_to_hub(
             args.output_dir, args.repo_id, private=args.private, endpoint=args.endpoint, trigger_word=args.trigger_word
         )
+    except LoraHealthError as exc:  # bad input, not a failed upload: nothing was sent
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except LtxTrainError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -124,6 +124,15 @@ def _comfyui_section(facts: CardFacts, family: FamilyCardText) -> str:
     return text
 
 
+def _health_section(facts: CardFacts) -> str:
+    if not facts.health:
+        return ""
+    return (
+        f"## Health check\n\n{facts.health}.\n\nEvery tensor of the uploaded weights was scanned before the upload "
+        "for NaN/Inf values and for modules that change nothing (ltx_train_lib/lora_health.py)."
+    )
+
+
 def _samples_section(facts: CardFacts) -> str:
     if not facts.samples:
         return ""
@@ -150,6 +159,7 @@ def _render(facts: CardFacts) -> str:
         "summary": f"A {'LoRA' if facts.is_lora else 'full fine-tune'} for {base.name}, trained with {PROJECT_LINK}.",
         "base_model_section": _base_model_section(facts, base),
         "settings_table": _settings_table(facts),
+        "health_section": _health_section(facts),
         "trigger_section": _trigger_section(facts),
         "comfyui_section": _comfyui_section(facts, family),
         "diffusers_code": family.usage_code,

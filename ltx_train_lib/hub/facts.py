@@ -60,6 +60,8 @@ class CardFacts:
     # The raw inputs, kept so a family's card text can read a detail the fields above do not carry.
     config: Mapping[str, Any] = field(default_factory=dict, repr=False)
     weights_metadata: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # The LoRA health scan of the uploaded files (lora_health.LoraHealth.summary()); None when not scanned.
+    health: str | None = None
 
     @property
     def is_lora(self) -> bool:

@@ -109,15 +109,23 @@ def push_to_hub(
     """Upload a training output folder to ``repo_id`` in one commit; returns the repository URL.
 
     Uploaded: the LoRA pair (or ``model_weights*.safetensors``), ``training_config.yaml``, a ``README.md`` model card
-    and the last validation round's samples as GIFs under ``sample_videos/``.
+    and the last validation round's samples as GIFs under ``sample_videos/``. A LoRA whose health scan fails (NaN/Inf,
+    or a trained LoRA that changes nothing) is refused with :class:`~ltx_train_lib.lora_health.LoraHealthError`
+    before anything is sent; the card states the scan's result.
     """
     from huggingface_hub import CommitOperationAdd, HfApi
 
     output_dir = Path(output_dir)
     if not output_dir.is_dir():
         raise HubError(f"{output_dir}: output folder not found; pass the output_dir of a finished training run")
-    # Local problems (no weights, bad config) are reported before a token is needed or the network is touched.
+    # Local problems (no weights, bad config, a LoRA holding NaN) are reported before a token is needed or the
+    # network is touched.
     facts = collect_card_facts(output_dir, repo_id=repo_id, config=config, trigger_word=trigger_word)
+    if facts.is_lora:
+        from ltx_train_lib.lora_health import check_files
+
+        reports = check_files([output_dir / name for name in facts.files], action=f"upload {output_dir} to the Hub")
+        facts = dataclasses.replace(facts, health=reports[0].summary())
     _check_repo_id(repo_id)
     token = resolve_token(token)
     api = HfApi(endpoint=endpoint, token=token)

@@ -1,4 +1,5 @@
-"""Cancelling a job: SIGTERM to its whole process group, the one way a job is stopped.
+"""Cancelling a job: SIGTERM to its whole process group, the one way a job is stopped (on Windows CTRL_BREAK_EVENT
+to the group and ``taskkill /T /F`` as the last resort: :mod:`ltx_train_lib.platform_compat`).
 
 The trainer answers SIGTERM at the next optimizer step with a resumable checkpoint and a ``cancelled`` event, then
 exits; the supervisor exits last (see :mod:`.supervise`). The node, which owns the child, waits for that and sends
@@ -8,13 +9,13 @@ SIGKILL after a timeout (:func:`stop_group`); the web panel's route only sends t
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from ltx_train_lib.events import read_events
+from ltx_train_lib.platform_compat import kill_group, own_group_id, terminate_group
 
 from .errors import CancelError
 from .groups import group_alive
@@ -28,18 +29,16 @@ _POLL_S = 0.1
 
 def _ours(pgid: object) -> bool:
     """Whether ``pgid`` is this process's own group: ComfyUI itself, never to be signalled."""
-    return isinstance(pgid, int) and hasattr(os, "getpgrp") and pgid == os.getpgrp()
+    return isinstance(pgid, int) and pgid == own_group_id()
 
 
 def signal_group(pgid: int, sig: int = signal.SIGTERM) -> bool:
-    """Send ``sig`` to process group ``pgid``; False when the group is already gone."""
+    """Ask process group ``pgid`` to stop (``sig`` SIGTERM) or kill it (any other signal: SIGKILL where it exists);
+    False when the group is already gone."""
     try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return False
+        return terminate_group(pgid) if sig == signal.SIGTERM else kill_group(pgid)
     except PermissionError as exc:
         raise CancelError(f"process group {pgid} belongs to another user; it can only be stopped by that user") from exc
-    return True
 
 
 def stop_group(pgid: int, running: Callable[[], bool], timeout: float) -> None:
@@ -52,7 +51,7 @@ def stop_group(pgid: int, running: Callable[[], bool], timeout: float) -> None:
     while running() and time.monotonic() < deadline:
         time.sleep(_POLL_S)
     if running():
-        signal_group(pgid, signal.SIGKILL)
+        kill_group(pgid)
         deadline = time.monotonic() + _KILL_WAIT_S
         while running() and time.monotonic() < deadline:
             time.sleep(_POLL_S)
@@ -62,8 +61,7 @@ def cancel_job(root: str | Path, job_id: str) -> bool:
     """SIGTERM the job's process group, for the web panel: returns at once (the trainer needs a step to stop).
 
     Returns True when a signal was sent, False when the job is not running (already ended, or its process is gone).
-    Raises :class:`CancelError` where the job has no group of its own or process groups cannot be signalled
-    (Windows: use ComfyUI's Cancel button).
+    Raises :class:`CancelError` where the job has no group of its own.
     """
     folder = job_dir(root, job_id)
     try:
@@ -78,10 +76,8 @@ def cancel_job(root: str | Path, job_id: str) -> bool:
     status, _ = current_status(meta, read_events(events_path(folder, meta)))
     if status != RUNNING:
         return False
-    if not hasattr(os, "killpg"):
-        raise CancelError("cancelling from the panel needs a POSIX system; use ComfyUI's Cancel button instead")
     if not isinstance(pgid, int) or isinstance(pgid, bool) or pgid <= 1 or _ours(pgid):
         raise no_group  # running by its events, but job.json recorded no group (e.g. a CLI run)
     if not group_alive(pgid, meta.get("created")):
         return False
-    return signal_group(pgid, signal.SIGTERM)
+    return signal_group(pgid)

@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ltx_train_lib.platform_compat import group_exists, is_windows, process_start_time
+
 # job.json's "created" may be written just after the spawn, so a leader may seem to start up to this much earlier.
 _START_SLACK_S = 5.0
 
@@ -45,7 +47,9 @@ def group_members(pgid: int) -> list[int] | None:
 
 
 def proc_start_time(pid: int) -> float | None:
-    """Unix start time of ``pid`` from /proc (Linux), or None when unknown."""
+    """Unix start time of ``pid`` from /proc (Linux; elsewhere psutil's), or None when unknown."""
+    if not Path("/proc/self/stat").is_file():
+        return process_start_time(pid)
     try:
         stat_text = Path(f"/proc/{pid}/stat").read_text()
         # Field 22 (starttime, clock ticks after boot) comes after the ')' that closes the command name.
@@ -61,7 +65,7 @@ def proc_start_time(pid: int) -> float | None:
 
 def group_alive(pgid: Any, created: Any = None) -> bool | None:
     """Whether any process of group ``pgid`` still runs: True/False when known, None where this platform cannot tell
-    (no process groups to probe, e.g. Windows).
+    (Windows without psutil). On Windows the group is its leader, the supervisor, which outlives its tree.
 
     ``pgid`` is taken as read from job.json, so anything that is not a real group id (None, a string, a bool, 0, 1,
     a negative number) is simply not alive. ``created`` (the job's creation time) guards against a recycled pid:
@@ -70,19 +74,14 @@ def group_alive(pgid: Any, created: Any = None) -> bool | None:
     """
     if not isinstance(pgid, int) or isinstance(pgid, bool) or pgid <= 1:
         return False
-    if not hasattr(os, "killpg"):
-        return None
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by someone else: still look for zombies below
-    except OSError:
-        return False
+    exists = group_exists(pgid)  # POSIX killpg(pgid, 0): zombies count, so they are weeded out below
+    if not exists:
+        return exists
     if isinstance(created, (int, float)) and not isinstance(created, bool):
         started = proc_start_time(pgid)
         if started is not None and started < created - _START_SLACK_S:
             return False
+    if is_windows():
+        return True  # the leader runs; Windows keeps no zombies
     members = group_members(pgid)
     return True if members is None else bool(members)

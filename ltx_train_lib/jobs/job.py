@@ -105,7 +105,7 @@ class Job:
             return False
         self.process.poll()  # reap the group leader if it ended, so it stops counting as a member
         alive = group_alive(self.pgid)
-        # No process groups to probe (Windows): the supervisor outlives every training process, so ask it.
+        # Liveness unknown (Windows without psutil): the supervisor outlives every training process, so ask it.
         return self.process.returncode is None if alive is None else alive
 
     def poll(self) -> str:

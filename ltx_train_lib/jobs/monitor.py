@@ -57,6 +57,7 @@ def empty_state() -> dict[str, Any]:
         "steps": [],
         "samples": [],
         "checkpoints": [],
+        "health": None,
         "runs": [],
         "error": None,
         "cancelled": None,
@@ -76,7 +77,8 @@ def fold_events(
       run repeats them from the checkpoint and its values replace the old ones;
     - an event seen before (same type, time and step) is skipped;
     - a ``step`` replaces an earlier entry with the same step number;
-    - ``done`` / ``cancelled`` / ``error`` end the run; a later ``started`` makes the job running again.
+    - ``done`` / ``cancelled`` / ``error`` end the run; a later ``started`` makes the job running again;
+    - ``health`` keeps the LoRA health gate's last verdict.
     """
     state = empty_state()
     steps: dict[int, dict[str, Any]] = {}
@@ -124,6 +126,10 @@ def fold_events(
             files = [job_relative(p, folder, out_dir) for p in paths] if folder else [None] * len(paths)
             sample = {"step": step, "time": t, "paths": paths, "files": files, "prompts": list(ev.get("prompts") or [])}
             state["samples"] = [x for x in state["samples"] if x["step"] != step] + [sample]
+        elif kind == "health":
+            # the LoRA health gate's last verdict (ltx_train_lib/lora_health.py): one line for the panel
+            state["health"] = {"step": step, "ok": ev.get("ok") is True, "final": ev.get("final") is True,
+                               "summary": str(ev.get("summary") or "")}
         elif kind == "checkpoint":
             path = ev.get("path")
             file = job_relative(path, folder, out_dir) if folder else None

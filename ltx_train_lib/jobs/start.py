@@ -8,7 +8,6 @@ from the newest checkpoint there).
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 from ltx_train_lib.errors import ConfigError
 from ltx_train_lib.events import EventFollower
 from ltx_train_lib.fileio import write_text_atomic
+from ltx_train_lib.platform_compat import own_group_id
 
 from .cancel import stop_group
 from .errors import JobError
@@ -67,7 +67,7 @@ def start_job(
 
     meta = read_job_meta_or_empty(folder)
     pgid = meta.get("pgid")
-    if status_from_meta(meta) == RUNNING and group_alive(pgid, meta.get("created")) and pgid != os.getpgrp():
+    if status_from_meta(meta) == RUNNING and group_alive(pgid, meta.get("created")) and pgid != own_group_id():
         raise JobError(
             f"training job {job_id} ({meta.get('name')}) is already running (process group {pgid}) in {folder}; "
             "wait for it to finish or cancel it from the LTX Trainer panel, then queue again"

@@ -5,6 +5,10 @@ the process-group leader and a child subreaper: ``accelerate launch`` exits on S
 machines whose init does not reap orphans (containers) the workers would linger as zombies and keep the group
 "alive". The supervisor reaps every descendant and exits last, so "the process group is gone" really means every
 training process has ended. Cancel = SIGTERM to the group (see :mod:`.cancel`).
+
+On Windows (:mod:`ltx_train_lib.platform_compat`) the group is made with ``CREATE_NEW_PROCESS_GROUP``, a cancel is
+CTRL_BREAK_EVENT (SIGBREAK) and there are no zombies or subreapers: the supervisor waits for the launcher, then for
+its remaining descendants (psutil), and kills stragglers after the same grace period.
 """
 
 from __future__ import annotations
@@ -17,6 +21,14 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+
+from ltx_train_lib.platform_compat import (
+    child_pids,
+    is_windows,
+    kill_process,
+    new_group_popen_kwargs,
+    supervisor_signals,
+)
 
 from .groups import group_members
 from .layout import RUN_HEADER
@@ -44,10 +56,12 @@ def supervise(cmd: list[str]) -> int:
     saves its checkpoint and exits, and the supervisor must outlive it to reap it.
     """
     _become_subreaper()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for sig in supervisor_signals():
         # A Python handler, not SIG_IGN: handlers reset to default in the exec'd child, SIG_IGN would be inherited.
         signal.signal(sig, lambda *_: None)
     child = subprocess.Popen(cmd)
+    if is_windows():
+        return _wait_windows(child)
     code: int | None = None
     deadline: float | None = None
     while True:
@@ -59,8 +73,7 @@ def supervise(cmd: list[str]) -> int:
             if time.monotonic() > deadline:
                 for straggler in group_members(os.getpgrp()) or []:
                     if straggler != os.getpid():
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(straggler, signal.SIGKILL)
+                        kill_process(straggler)
                 deadline = float("inf")
             time.sleep(0.1)
             continue
@@ -71,6 +84,19 @@ def supervise(cmd: list[str]) -> int:
     if code is None:
         return 1
     return code if code >= 0 else 128 - code  # killed by signal N -> 128 + N, as shells report it
+
+
+def _wait_windows(child: subprocess.Popen, poll_s: float = 0.1) -> int:
+    """Windows: the launcher's exit code, returned once its remaining descendants (dataloader workers...) have ended
+    or, after SUPERVISOR_GRACE_S, been killed. Without psutil the descendants cannot be listed: the launcher's end
+    is the job's end."""
+    code = child.wait()
+    deadline = time.monotonic() + SUPERVISOR_GRACE_S
+    while (left := child_pids()) and time.monotonic() < deadline:
+        time.sleep(poll_s)
+    for straggler in left or []:
+        kill_process(straggler)
+    return code
 
 
 def supervisor_command(launch_command: list[str]) -> list[str]:
@@ -96,7 +122,7 @@ def spawn_supervised(
             stdin=subprocess.DEVNULL,
             cwd=str(folder),
             env=dict(env),
-            start_new_session=True,  # its own process group: Cancel signals the whole tree, nothing else
+            **new_group_popen_kwargs(),  # its own process group: Cancel signals the whole tree, nothing else
         )
 
 

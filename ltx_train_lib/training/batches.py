@@ -21,8 +21,7 @@ from typing import Any
 import torch
 
 from ltx_train_lib.data import BucketBatchPlan, PrecomputedDataset, collate
-
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+from ltx_train_lib.platform_compat import stop_signals
 
 
 class PlanOrder:
@@ -65,10 +64,10 @@ def plan_batches(dataset: PrecomputedDataset, plan: BucketBatchPlan, *, workers:
 
 
 def _ignore_stop_signals(worker_id: int) -> None:  # noqa: ARG001 - the DataLoader's worker_init_fn
-    for sig in _STOP_SIGNALS:
+    for sig in stop_signals():  # SIGBREAK too on Windows, where no signal mask exists
         signal.signal(sig, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals())
 
 
 @contextlib.contextmanager
@@ -77,7 +76,7 @@ def _stop_signals_blocked():
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals())
     try:
         yield
     finally:

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     import torch
 
     from ltx_train_lib.config import TrainerConfig
+    from ltx_train_lib.lora_health import LoraHealth
     from ltx_train_lib.models.family import ModelComponents, ModelFamily
 
 # Header keys: the frame rate the weights were trained at (sample at it: ComfyUI's LTXVConditioning frame_rate), and
@@ -60,22 +61,46 @@ def weights_metadata(cfg: TrainerConfig, model_label: str, step: int, family: Mo
     return meta
 
 
+def lora_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The adapter's weights as saved: peft keys, float32 on the CPU."""
+    from peft import get_peft_model_state_dict
+
+    return {k: v.detach().float().cpu().contiguous() for k, v in get_peft_model_state_dict(model).items()}
+
+
+def lora_health(cfg: TrainerConfig, model: torch.nn.Module, step: int, *, final: bool) -> LoraHealth | None:
+    """The health scan of the adapter as it would be saved at ``step`` (None for a full fine-tune). ``final``: the
+    run's last weights, which must change the model (see :mod:`ltx_train_lib.lora_health`)."""
+    if cfg.model.training_mode != "lora":
+        return None
+    from peft import get_peft_model_state_dict
+
+    from ltx_train_lib.lora_health import scan_state_dict
+
+    # Scanned where the weights are (no copy to the CPU): the same values save_weights writes, before the cast to
+    # float32, which keeps NaN/Inf and zeros as they are.
+    return scan_state_dict({k: v.detach() for k, v in get_peft_model_state_dict(model).items()}, step=step,
+                           require_update=final)
+
+
 def save_weights(
     cfg: TrainerConfig, family: ModelFamily, model: torch.nn.Module, folder: Path, *, model_label: str,
     suffix: str = "", step: int = 0, components: ModelComponents | None = None,
-    frame_rates: Mapping[float, int] | None = None,
+    frame_rates: Mapping[float, int] | None = None, health: LoraHealth | None = None,
 ) -> dict[str, str]:
     """Write the weights of ``model`` into ``folder``; returns {"lora", "lora_comfy"} or {"model"} -> path.
     ``components``: the loaded base (a full model's header states its position rules); ``frame_rates``: see
-    :func:`weights_metadata`."""
+    :func:`weights_metadata`; ``health``: the LoRA's scan when the caller made it (else it is made here), written
+    into both headers."""
     from ltx_train_lib import export
 
     meta = weights_metadata(cfg, model_label, step, family, frame_rates)
     if cfg.model.training_mode == "lora":
-        from peft import get_peft_model_state_dict
+        from ltx_train_lib.lora_health import HEALTH_KEY, scan_state_dict
 
         assert cfg.lora is not None
-        sd = {k: v.detach().float().cpu().contiguous() for k, v in get_peft_model_state_dict(model).items()}
+        sd = lora_state_dict(model)
+        meta[HEALTH_KEY] = (health or scan_state_dict(sd, step=step)).to_metadata()
         d, c = export.save_lora_pair(
             sd,
             folder,

@@ -9,26 +9,27 @@ from typing import Any
 
 import torch
 
+from ltx_train_lib.platform_compat import peak_rss_mb, pid_alive, stop_signals
+
 PARENT_PID_ENV = "LTX_TRAIN_PARENT_PID"
 
 
 def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
-    import resource
-
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return peak_rss_mb()
 
 
 class StopFlag:
-    """Set by SIGTERM/SIGINT; checked at optimizer-step boundaries."""
+    """Set by SIGTERM/SIGINT (and SIGBREAK on Windows: ``platform_compat.stop_signals``); checked at optimizer-step
+    boundaries."""
 
     def __init__(self) -> None:
         self.reason: str | None = None
         self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in stop_signals():
             try:
                 self._previous[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread (e.g. called from a ComfyUI worker): no handlers
@@ -46,8 +47,8 @@ class StopFlag:
         pid = os.environ.get(PARENT_PID_ENV)
         if pid and self.reason is None:
             try:
-                os.kill(int(pid), 0)
-            except ProcessLookupError:
+                alive = pid_alive(int(pid))  # never os.kill(pid, 0): on Windows that would end the parent
+            except ValueError:
+                return
+            if alive is False:
                 self.reason = "parent process exited"
-            except (PermissionError, ValueError):
-                pass

@@ -35,7 +35,7 @@ from ltx_train_lib.training import state as run_state
 from ltx_train_lib.training.batches import plan_batches
 from ltx_train_lib.training.listeners import build_listeners, close_listeners
 from ltx_train_lib.training.model_setup import build_optimizer, build_trainable_model
-from ltx_train_lib.training.outputs import save_size_estimate, save_weights
+from ltx_train_lib.training.outputs import lora_health, save_size_estimate, save_weights
 from ltx_train_lib.training.schedule import ScheduleClock
 from ltx_train_lib.training.state import config_fingerprint  # noqa: F401 - re-exported for callers
 from ltx_train_lib.training.stop import PARENT_PID_ENV, StopFlag, peak_memory_mb  # noqa: F401 - PARENT_PID_ENV re-exported
@@ -169,9 +169,32 @@ class Trainer:
         )
 
     # ------------------------------------------------------------------ state
+    def _check_health(self, step: int):
+        """The LoRA health gate, on every rank (identical weights) before anything of ``step`` is written: the scan
+        goes into a ``health`` event (and the weights' headers); an unhealthy LoRA stops the run with one error
+        naming the tensors and the fix, and is never written. The last healthy checkpoint stays as it was."""
+        cached = getattr(self, "_health", None)
+        if cached is not None and cached[0] == step:
+            return cached[1]
+        final = step >= self.cfg.optimization.steps
+        report = lora_health(self.cfg, self.unwrapped, step, final=final)
+        if report is None:
+            return None
+        self._emit("health", step=step, final=final, ok=report.ok, tensors=report.tensors, modules=report.modules,
+                   nonfinite=list(report.nonfinite)[:20], zero_modules=len(report.zero_modules),
+                   problems=report.problems, warnings=report.warnings, summary=report.summary())
+        if not report.ok:
+            last = ckpt.latest_state_checkpoint(self.output_dir)
+            kept = (f"The last healthy checkpoint is kept at '{last.path}' (with its LoRA files beside it); these "
+                    "weights were not saved" if last else "No checkpoint was written yet; these weights were not saved")
+            raise TrainingError(f"{report.failure_message(f'the LoRA at step {step}')}. {kept}")
+        self._health = (step, report)
+        return report
+
     def _save_checkpoint(self, step: int) -> Path | None:
         from accelerate.utils import gather_object
 
+        health = self._check_health(step)
         rng = run_state.rng_state(self.generator)
         rng_states = gather_object([rng]) if self.world_size > 1 else [rng]
         trainable = run_state.trainable_state(self.unwrapped)
@@ -186,7 +209,7 @@ class Trainer:
         self._check_room()
         with self._writing():
             path = ckpt.save_state_checkpoint(self.output_dir, step, trainable, state, meta)
-            self._save_weights(ckpt.checkpoints_dir(self.output_dir), suffix=f"_step_{step:05d}", step=step)
+            self._save_weights(ckpt.checkpoints_dir(self.output_dir), suffix=f"_step_{step:05d}", step=step, health=health)
             ckpt.prune_checkpoints(self.output_dir, self.cfg.checkpoints.keep_last_n)
         self._emit("checkpoint", step=step, path=str(path))
         self.accelerator.wait_for_everyone()
@@ -256,9 +279,9 @@ class Trainer:
         with translate_write_errors(self.output_dir, "output_dir", self._kept_hint()):
             yield
 
-    def _save_weights(self, folder: Path, suffix: str = "", step: int = 0) -> dict[str, str]:
+    def _save_weights(self, folder: Path, suffix: str = "", step: int = 0, health=None) -> dict[str, str]:
         return save_weights(self.cfg, self.family, self.unwrapped, folder, model_label=self.model_label, suffix=suffix, step=step,
-                            components=self.components, frame_rates=self.frame_rates)
+                            components=self.components, frame_rates=self.frame_rates, health=health)
 
     def _validate(self, step: int) -> None:
         if not self.validation_enabled:
@@ -386,6 +409,7 @@ class Trainer:
         self.unwrapped = acc.unwrap_model(self.model)
         self.step = 0
         self.losses: list[float] = []
+        self._health = None  # (step, LoraHealth) of the last scan, so the final save reuses the final checkpoint's
         resumed_from = self._resume()
 
         if self.is_main:
@@ -502,10 +526,11 @@ class Trainer:
         if not resumed_only:
             # A final state checkpoint makes a finished run recognisable (re-queueing returns at once).
             self._save_checkpoint(self.step)
+        health = self._check_health(self.step)  # the checkpoint's scan; made here after a resume
         if self.is_main:
             self._check_room()
             with self._writing():
-                outputs = self._save_weights(self.output_dir, step=self.step)
+                outputs = self._save_weights(self.output_dir, step=self.step, health=health)
             outputs["training_config"] = str(self.output_dir / "training_config.yaml")
         if not resumed_only and self.validation_enabled:
             self._validate(self.step)  # samples of the final weights

@@ -33,6 +33,7 @@ export function emptyState() {
     steps: [],
     samples: [],
     checkpoints: [],
+    health: null,
     runs: [],
     error: null,
     cancelled: null,
@@ -181,6 +182,11 @@ function foldOne(state, ev, ctx) {
     const files = paths.map((p) => jobRelative(p, ctx.jobDir, outDir));
     const sample = { step, time: t, paths, files, prompts: [...(ev.prompts || [])] };
     state.samples = state.samples.filter((s) => s.step !== step).concat([sample]);
+    return false;
+  }
+  if (kind === "health") {
+    // the LoRA health gate's last verdict (ltx_train_lib/lora_health.py): one line for the panel
+    state.health = { step, ok: ev.ok === true, final: ev.final === true, summary: String(ev.summary || "") };
     return false;
   }
   if (kind === "checkpoint") {
