@@ -26,6 +26,8 @@ const BENIGN = [
   /HTTP 404: .*\/user\.css$/, /HTTP 404: .*\/api\/userdata\?dir=(workflows|subgraphs)/,
   /HTTP 404: .*\/api\/userdata\/comfy\.templates\.json/, /api\.comfy\.org/, /user\.css|comfy\.templates\.json/,
   /^console\.error: Failed to load resource/, /favicon/, /reading 'id'\)\s+at onChange/, /ERR_ABORTED/,
+  // Frontend 1.49 (ComfyUI 0.33) logs this on every start, with or without custom nodes (harness README).
+  /ComfyApp graph accessed before initialization/,
 ];
 
 async function waitFor(page, fn, arg, timeoutMs = 30000) {
