@@ -108,16 +108,27 @@ def saved_tensor_bytes(
     return out, result
 
 
+def tensor_bytes(t: torch.Tensor) -> int:
+    """What a tensor stores: its nbytes, or for a wrapper subclass (optimum-quanto's quantized weights) the sum over
+    the tensors it is made of (``__tensor_flatten__``)."""
+    flatten = getattr(type(t), "__tensor_flatten__", None)
+    if flatten is not None and type(t) is not torch.nn.Parameter:
+        names, _ctx = t.__tensor_flatten__()
+        return sum(tensor_bytes(getattr(t, n)) for n in names)
+    return t.nbytes
+
+
 def state_bytes(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None) -> dict[str, int]:
-    """nbytes of frozen weights, trainable weights, their gradients and the optimizer state (all its tensors)."""
+    """Bytes of frozen weights and buffers, trainable weights, their gradients and the optimizer state (all its
+    tensors), as stored (quantized weights by their parts)."""
     frozen = trainable = grads = 0
     for p in model.parameters():
         if p.requires_grad:
-            trainable += p.nbytes
+            trainable += tensor_bytes(p.data)
             grads += p.grad.nbytes if p.grad is not None else 0
         else:
-            frozen += p.nbytes
-    frozen += sum(b.nbytes for b in model.buffers())
+            frozen += tensor_bytes(p.data)
+    frozen += sum(tensor_bytes(b) for b in model.buffers())
     opt = 0
     if optimizer is not None:
         for state in optimizer.state.values():
