@@ -70,14 +70,14 @@ def shape_of(step, arch, *, mode, amp, fp32_base, gc, targets) -> StepShape:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--check", action="store_true", help="also print the error of the table in memory.py")
-    p.add_argument("--only", default=None, help="calibrate one training mode/precision only, e.g. lora/amp")
+    p.add_argument("--only", default=None, help="calibrate some training mode/precision pairs only, e.g. lora/amp,lora/fp32")
     p.add_argument("--sampling", action="store_true", help="also measure no-grad forwards (the plan bounds them from the training table)")
     args = p.parse_args()
     logging.disable(logging.WARNING)
     rows: dict[str, list] = {}
     for mode, amp in itertools.product(("lora", "full"), (False, True)):
         prec = "amp" if amp else "fp32"
-        if args.only and args.only != f"{mode}/{prec}":
+        if args.only and f"{mode}/{prec}" not in args.only.split(","):
             continue
         # A LoRA over an fp32 base under autocast (fp16 mixed precision) uses the full fine-tune's coefficients.
         variants = [(t, False) for t in TARGETS] if mode == "lora" else [((), False)]
@@ -94,10 +94,9 @@ def main() -> None:
             saved = calibrate.measure_training(FAMILY, model, batch, amp=amp, model_dtype=base, checkpointing=gc)
             if not gc:
                 rows.setdefault(f"{mode}/{prec}/block", []).append((terms["block"], saved.per_block[1]))
-                # Everything but N blocks like the second one: what autograd keeps outside the blocks, and what the
-                # first block keeps less (its input needs no gradient in a LoRA, so some of its tensors are not kept).
-                rest = saved.total - len(saved.per_block) * saved.per_block[1]
-                rows.setdefault(f"{mode}/{prec}/outside", []).append((terms["outside"], rest))
+                rows.setdefault(f"{mode}/{prec}/outside", []).append((terms["outside"], saved.shared + saved.outside))
+                if mode == "lora":  # the first block's input needs no gradient in a LoRA: it keeps less
+                    rows.setdefault(f"{mode}/{prec}/first", []).append((terms["block"], saved.per_block[0]))
             else:
                 rows.setdefault(f"{mode}/{prec}/outside_gc", []).append((terms["outside"], saved.total))
             if args.sampling and mode == "lora" and not gc and targets == TARGETS[0] and not fp32_base:

@@ -130,7 +130,8 @@ def test_activation_estimate_is_within_its_tolerance_of_the_saved_tensors(arch, 
         assert abs(estimate.block - saved.per_block[-1]) <= activations.tolerance * saved.per_block[-1]
     # The peak of forward + backward (what a GPU must hold): the backward share is a rule measured the same way.
     after_forward, peak = measure_step_peak(_family(), model, batch, amp=amp, model_dtype=base)
-    assert after_forward == pytest.approx(saved.total, abs=64)  # what the hooks count is all that stays alive
+    # What the hooks count is all that stays alive (but the batch, made before: a full fine-tune keeps the embeddings).
+    assert after_forward == pytest.approx(saved.total, rel=0.01)
     grads = sum(p.grad.nbytes for p in model.parameters() if p.grad is not None)
     assert 0.65 * peak <= estimate.peak + grads <= 1.3 * peak, (estimate.peak + grads, peak)
 

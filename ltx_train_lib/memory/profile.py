@@ -81,7 +81,8 @@ class LinearActivations(ActivationModel):
     autograd keeps: embeddings, projections, tables shared by the blocks, the loss; with checkpointing also the
     blocks' inputs) and ``sampling`` (one no-grad forward), the values of named terms (products of the step's shape
     and the architecture's dimensions, e.g. batch x tokens x hidden). ``coefficients`` maps
-    ``"<training mode>/<fp32|amp>/<part>"`` (``outside_gc`` for the outside part under checkpointing) and
+    ``"<training mode>/<fp32|amp>/<part>"`` (``outside_gc`` for the outside part under checkpointing; ``first``,
+    optional, for the first block's share when it differs from the others') and
     ``"sampling/<fp32|amp>"`` to bytes per unit of each term."""
 
     calibrated = True
@@ -104,8 +105,10 @@ class LinearActivations(ActivationModel):
             mode = "full"  # a LoRA over an fp32 base under autocast keeps at most what a full fine-tune keeps
         prefix = f"{mode}/{'amp' if shape.amp else 'fp32'}"
         block = self._dot(f"{prefix}/block", terms["block"])
+        # The first block may keep less: in a LoRA its input needs no gradient (``<prefix>/first``, else as the rest).
+        first = self._dot(f"{prefix}/first", terms["block"]) if f"{prefix}/first" in self.coefficients else block
         outside = self._dot(f"{prefix}/outside_gc" if shape.checkpointing else f"{prefix}/outside", terms["outside"])
-        kept = outside if shape.checkpointing else outside + self.num_blocks * block
+        kept = outside if shape.checkpointing else outside + first + (self.num_blocks - 1) * block
         return ActivationEstimate(kept, block, int(BACKWARD_FACTOR[shape.checkpointing] * block))
 
     def sampling(self, batch: int, tokens: int, text_tokens: int, amp: bool) -> int:

@@ -103,7 +103,7 @@ class BlockSwap:
         if self.cuda:
             try:
                 master = master.pin_memory()
-            except RuntimeError as exc:  # pinned memory exhausted or unsupported (e.g. some WSL setups)
+            except (RuntimeError, NotImplementedError) as exc:  # pinned memory exhausted or unsupported (WSL, subclasses)
                 log.warning("block swap: pinning %s failed (%s); copies from pageable memory are slower", name, exc)
         placeholder = torch.empty(0, dtype=tensor.dtype, device=self.device)
         slot = _Slot(module, name, is_param, master, placeholder)
@@ -139,8 +139,9 @@ class BlockSwap:
         if not self.cuda:
             self._bring(block)
             return
+        # The copy overlaps the main stream's compute: the masters never change, and memory the side stream allocates
+        # comes from its own pool; record_stream keeps it from reuse until the main stream is done with it.
         main = torch.cuda.current_stream(self.device)
-        self.stream.wait_stream(main)  # the memory it reuses may still be read by queued kernels
         with torch.cuda.stream(self.stream):
             for slot in block.slots:
                 copy = slot.master.to(self.device, non_blocking=True, copy=True)
