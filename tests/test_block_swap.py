@@ -45,10 +45,10 @@ def _model(blocks: int, *, checkpointing: bool):
 
 
 def _step(model):
-    from ltx_train_lib.memory.calibrate import _loss
+    from ltx_train_lib.memory.calibrate import training_loss
     from ltx_train_lib.models.ltxv.memory import random_batch
 
-    return _loss(_family(), model, random_batch(model, (2, 2, 2), 2, 16), False, torch.float32)
+    return training_loss(_family(), model, random_batch(model, (2, 2, 2), 2, 16), False, torch.float32)
 
 
 @pytest.mark.parametrize("checkpointing", [False, True])

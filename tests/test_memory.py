@@ -38,7 +38,7 @@ def _train_phase(plan):
 def test_weights_gradients_and_optimizer_bytes_equal_the_measured_ones(tmp_path, tiny_model_dir, mode, precision, quantization):
     """After one real optimizer step of the trainer's own setup, the plan's bytes are the tensors' bytes exactly."""
     from ltx_train_lib.config import config_from_dict
-    from ltx_train_lib.memory.calibrate import _loss
+    from ltx_train_lib.memory.calibrate import training_loss
     from ltx_train_lib.memory.measure import state_bytes
     from ltx_train_lib.memory.plan import make_plan
     from ltx_train_lib.models.loader import load_components
@@ -52,7 +52,7 @@ def test_weights_gradients_and_optimizer_bytes_equal_the_measured_ones(tmp_path,
     transformer = load_components("tiny", ("transformer",), transformer_dtype=base).transformer
     model, params = build_trainable_model(cfg, _family(), transformer, torch.device("cpu"))
     optimizer, _ = build_optimizer(cfg.optimization, params)
-    _loss(_family(), model, random_batch(model, (2, 2, 2), 2, 256), precision == "bf16", base).backward()
+    training_loss(_family(), model, random_batch(model, (2, 2, 2), 2, 256), precision == "bf16", base).backward()
     optimizer.step()
     measured = state_bytes(model, optimizer)
 

@@ -25,7 +25,7 @@ def _autocast(amp: bool):
     return torch.autocast("cpu", dtype=torch.bfloat16) if amp else nullcontext()
 
 
-def _loss(family: ModelFamily, model: torch.nn.Module, batch: dict, amp: bool, model_dtype: torch.dtype) -> torch.Tensor:
+def training_loss(family: ModelFamily, model: torch.nn.Module, batch: dict, amp: bool, model_dtype: torch.dtype) -> torch.Tensor:
     from ltx_train_lib.training.strategy import flow_matching_loss
 
     generator = torch.Generator().manual_seed(0)
@@ -39,7 +39,7 @@ def measure_training(family: ModelFamily, model: torch.nn.Module, batch: dict, *
                      checkpointing: bool) -> SavedBytes:
     """What autograd keeps after one training forward (and its loss) of ``model`` on ``batch``."""
     saved, _loss_value = saved_tensor_bytes(
-        family.blocks(model), lambda: _loss(family, model, batch, amp, model_dtype),
+        family.blocks(model), lambda: training_loss(family, model, batch, amp, model_dtype),
         exclude=[*model.parameters(), *model.buffers()], checkpointing=checkpointing,
     )
     return saved
@@ -51,7 +51,7 @@ def measure_step_peak(family: ModelFamily, model: torch.nn.Module, batch: dict, 
     creates (gradients included; the weights are not)."""
     live = LiveTensors()
     with live:
-        loss = _loss(family, model, batch, amp, model_dtype)
+        loss = training_loss(family, model, batch, amp, model_dtype)
         after_forward = live.current
         loss.backward()
     return after_forward, live.peak

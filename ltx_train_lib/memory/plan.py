@@ -178,9 +178,6 @@ class MemoryPlan:
     def fits(self, budget: int) -> bool:
         return self.needed <= budget
 
-    def phase(self, name: str) -> Phase:
-        return next(p for p in self.phases if p.name == name)
-
 
 def needed_bytes(allocated: int) -> int:
     """GPU memory a process that allocates ``allocated`` bytes at its peak needs on the card."""
@@ -263,6 +260,8 @@ def make_plan(cfg: TrainerConfig, family: ModelFamily, buckets: list[tuple[int, 
                                 {"process": process, "swapped blocks": swapped}))
         else:
             notes.append("the VAE decode is not estimated by the family profile")
+    if s.quantization in ("int4-quanto", "int2-quanto"):
+        notes.append(f"{s.quantization}: packed weights take device-specific layouts; their bytes are approximate")
     if s.blocks_to_swap:
         notes.append(f"{s.blocks_to_swap} of {len(w.per_block)} blocks live in pinned RAM; {SWAP_BUFFERS} at a time on the GPU")
     return MemoryPlan(s, profile.architecture, phases, profile.activations.tolerance, profile.activations.calibrated, notes)

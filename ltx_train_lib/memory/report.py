@@ -36,7 +36,7 @@ def plan_tables(plan: MemoryPlan):
             table.add_column(_SHORT[part], justify="right")
         table.add_column("total", justify="right", style="bold")
         for phase in plan.phases:
-            name = phase.name + (" (peak)" if phase is peak and pick is not None and title.startswith("GPU") else "")
+            name = phase.name + (" (peak)" if phase is peak and title.startswith("GPU") else "")
             table.add_row(name, *(_cell(pick(phase).get(p)) for p in used), gb(total(phase)),
                           style=None if phase.chosen else "dim")
         out.append(table)
@@ -66,8 +66,3 @@ def print_plan(plan: MemoryPlan, console: Console, *, buckets_from: str = "", re
         console.print(resolution.summary)
         for note in resolution.notes:
             console.print(f"note: {note}")
-
-
-def plan_line(plan: MemoryPlan) -> str:
-    return (f"memory plan: {gb(plan.needed)} GB GPU at its peak ({plan.peak_gpu_phase.name}), {gb(plan.peak_ram)} GB RAM"
-            f" [{plan.settings.describe()}]")
