@@ -10,8 +10,8 @@ download). `--compare` runs a list of option sets side by side in one process an
     python bench/train_step.py --model 2B --bucket 768x448x89 --rank 32 --precision bf16 --compare gc=off gc=on
     python bench/train_step.py --model tiny --predict      # with the memory plan's predicted peak beside the measured
 
-On CPU the measured figure is the process's peak RSS (everything), on CUDA torch's peak allocation (what the plan
-predicts).
+On CPU the measured figure is the process's peak RSS (everything), on CUDA torch's peak allocation during the steps
+(what the plan predicts; the model build before them is not counted).
 """
 
 from __future__ import annotations
@@ -137,6 +137,10 @@ def run(args: argparse.Namespace, options: dict[str, str]) -> dict:
         optimizer.zero_grad(set_to_none=True)
         return out.loss.item()
 
+    if device.type == "cuda":
+        # The steps' peak, not the model build's (the random weights are made in fp32 and then cast).
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
     for _ in range(args.warmup):
         step()
     if device.type == "cuda":
