@@ -384,3 +384,23 @@ def test_plan_reports_swapped_blocks_in_ram(tmp_path):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_a_resumed_run_keeps_the_settings_its_budget_chose(tmp_path, tiny_model_dir):
+    """The budget picked gradient checkpointing for the first part; resumed under a budget that would not need it
+    (more free memory), the run keeps it: checkpointing is part of the checkpoint's fingerprint."""
+    from ltx_train_lib.config import config_from_dict, load_config
+    from ltx_train_lib.memory.plan import GIB, make_plan
+    from ltx_train_lib.training.trainer import Trainer
+
+    data = make_precomputed(tmp_path / "data", [(2, 2, 2)] * 2)
+    base = tiny_config_dict(data, tmp_path / "out", optimization__steps=2, checkpoints__interval=1)
+    without = make_plan(config_from_dict(base), _family(), [(2, 2, 2)], device="cpu")
+    with_gc = make_plan(config_from_dict({**base, "optimization": {**base["optimization"], "enable_gradient_checkpointing": True}}),
+                        _family(), [(2, 2, 2)], device="cpu")
+    tight = (with_gc.needed + without.needed) / 2 / GIB
+    assert Trainer(config_from_dict({**base, "memory": {"budget_gb": tight}})).train().status == "done"
+    more = {**base, "optimization": {**base["optimization"], "steps": 4}, "memory": {"budget_gb": 64}}
+    result = Trainer(config_from_dict(more)).train()
+    assert result.status == "done" and result.step == 4 and len(result.losses) == 4  # resumed, not refused
+    assert load_config(tmp_path / "out" / "training_config.yaml").optimization.enable_gradient_checkpointing is True
