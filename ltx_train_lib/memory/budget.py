@@ -1,16 +1,15 @@
 """``memory.budget_gb``: pick the cheapest settings whose plan fits, or refuse naming what would make the run fit.
 
 Recipes, cheapest first, each adding to the one before: the config as written; gradient checkpointing (~30 %
-slower); 8-bit AdamW, and the text encoder in 8-bit for the validation prompts (CUDA with bitsandbytes only); an int8 base (optimum-quanto, LoRA only); then swapping the
-fewest blocks to pinned CPU memory that fits (LoRA only; per-block compile is turned off with it). Resuming a run
-keeps the settings that change its math (checkpointing is kept too, as the checkpoint's fingerprint holds it):
-those of the ``training_config.yaml`` the interrupted run wrote.
+slower); 8-bit AdamW, and the text encoder in 8-bit for the validation prompts (CUDA with bitsandbytes only); an
+int8 base (optimum-quanto, LoRA only); then swapping the fewest blocks to pinned CPU memory that fits (LoRA only;
+per-block compile is turned off with it). Resuming a run keeps the settings that change its math (checkpointing too,
+as the checkpoint's fingerprint holds it): those of the ``training_config.yaml`` the interrupted run wrote.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,8 +21,6 @@ if TYPE_CHECKING:
     from ltx_train_lib.config import TrainerConfig
     from ltx_train_lib.memory.profile import MemoryProfile
     from ltx_train_lib.models.family import ModelFamily
-
-log = logging.getLogger("ltx_train_lib.memory")
 
 # What a resumed run must keep as its checkpoint was made (dotted config paths).
 PINNED_ON_RESUME = ("optimization.enable_gradient_checkpointing", "optimization.optimizer_type", "acceleration.quantization")
@@ -45,8 +42,8 @@ class Resolution:
     @property
     def summary(self) -> str:
         if self.budget is None:
-            return f"memory plan: needs {gb(self.plan.needed)} GB GPU at its peak ({self.plan.peak_gpu_phase.name}), " \
-                   f"{gb(self.plan.peak_ram)} GB RAM"
+            return (f"memory plan: needs {gb(self.plan.needed)} GB GPU at its peak ({self.plan.peak_gpu_phase.name}), "
+                    f"{gb(self.plan.peak_ram)} GB RAM")
         return (f"memory budget {gb(self.budget)} GB ({self.budget_source}): {self.recipe}; the plan needs "
                 f"{gb(self.plan.needed)} GB at its peak ({self.plan.peak_gpu_phase.name}), {gb(self.plan.peak_ram)} GB RAM")
 

@@ -99,10 +99,10 @@ class BlockSwap:
 
     # ------------------------------------------------------------------ install / remove
     def _offload(self, module: torch.nn.Module, name: str, tensor: torch.Tensor, *, is_param: bool) -> _Slot:
-        master = tensor.detach().to("cpu", copy=True)
+        master = tensor.detach().to("cpu")  # the loaded tensor itself when it is in RAM already: no copy
         if self.cuda:
             try:
-                master = master.pin_memory()
+                master = master.pin_memory()  # a copy in page-locked memory: transfers run asynchronously
             except (RuntimeError, NotImplementedError) as exc:  # pinned memory exhausted or unsupported (WSL, subclasses)
                 log.warning("block swap: pinning %s failed (%s); copies from pageable memory are slower", name, exc)
         placeholder = torch.empty(0, dtype=tensor.dtype, device=self.device)

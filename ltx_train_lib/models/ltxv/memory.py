@@ -111,6 +111,11 @@ def transformer_config(source: ResolvedSource) -> dict[str, Any]:
                         "architecture from it")
     if source.kind == "single_file":
         return _single_file_config(Path(source.location))
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(source.location, "transformer/config.json")  # a repository already downloaded
+    if isinstance(cached, str):
+        return _config_file(Path(cached))
     raise PlanError(
         f"model.model_source: the memory plan cannot read the architecture of the Hub repository '{source.location}' "
         "without downloading it; use a named version (e.g. LTXV_13B_097_DEV) or a local folder for the plan"
