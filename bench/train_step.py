@@ -10,6 +10,10 @@ with random weights (no download). `--compare` runs a list of option sets side b
     python bench/train_step.py --model tiny --bucket 64x64x9
     python bench/train_step.py --model 2B --bucket 768x448x89 --rank 32 --precision bf16 --compare gc=off gc=on
     python bench/train_step.py --model 19B --bucket 768x512x121 --rank 32 --precision bf16 --gradient-checkpointing
+    python bench/train_step.py --model tiny --predict      # with the memory plan's predicted peak beside the measured
+
+On CPU the measured figure is the process's peak RSS (everything), on CUDA torch's peak allocation during the steps
+(what the plan predicts; the model build before them is not counted).
 """
 
 from __future__ import annotations
@@ -53,6 +57,35 @@ def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+SOURCES = {"tiny": "tiny", "2B": "LTXV_2B_0.9.6_DEV", "13B": "LTXV_13B_097_DEV"}
+
+
+def predicted_peak_mb(args: argparse.Namespace, *, precision: str, gc_on: bool, optimizer_name: str, rank: int,
+                      device: torch.device) -> float | str:
+    """The memory plan's peak for this step (ltx_train_lib.memory, built from configs only), in MB, to print
+    beside the measured one; a reason instead when the plan cannot be made here (e.g. pydantic missing)."""
+    try:
+        from ltx_train_lib.config import config_from_dict
+        from ltx_train_lib.memory.plan import make_plan
+        from ltx_train_lib.models.registry import family_for_source
+
+        cfg = config_from_dict({
+            "model": {"model_source": SOURCES[args.model], "training_mode": args.mode},
+            "lora": {"rank": rank, "alpha": rank} if args.mode == "lora" else None,
+            "optimization": {"batch_size": args.batch_size, "enable_gradient_checkpointing": gc_on,
+                             "optimizer_type": optimizer_name},
+            "acceleration": {"mixed_precision_mode": {"fp32": "no"}.get(precision, precision)},
+            "validation": {"prompts": [], "interval": None},
+            "data": {"preprocessed_data_root": "unused"},
+        })
+        family = family_for_source(cfg.model.model_source)
+        bucket = parse_buckets(args.bucket)[0]
+        plan = make_plan(cfg, family, [bucket.latent_shape], device=device.type)
+        return round(plan.peak_gpu / 2**20, 1)
+    except Exception as exc:  # noqa: BLE001 - the prediction is a side figure: the measurement must still print
+        return f"unavailable ({type(exc).__name__}: {exc})"[:120]
 
 
 def run(args: argparse.Namespace, options: dict[str, str]) -> dict:
@@ -132,6 +165,10 @@ def run(args: argparse.Namespace, options: dict[str, str]) -> dict:
         optimizer.zero_grad(set_to_none=True)
         return out.loss.item()
 
+    if device.type == "cuda":
+        # The steps' peak, not the model build's (the random weights are made in fp32 and then cast).
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
     for _ in range(args.warmup):
         step()
     if device.type == "cuda":
@@ -149,6 +186,9 @@ def run(args: argparse.Namespace, options: dict[str, str]) -> dict:
         "device": str(device), "s_per_step": round(seconds, 4), "steps_per_s": round(1 / seconds, 3),
         "peak_memory_mb": round(peak_memory_mb(device), 1),
     }
+    if args.predict:
+        result["predicted_peak_mb"] = predicted_peak_mb(args, precision=precision, gc_on=gc_on,
+                                                        optimizer_name=optimizer_name, rank=rank, device=device)
     return result
 
 
@@ -169,6 +209,8 @@ def main() -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--compare", nargs="*", default=[], help="option sets like gc=on,precision=fp32 run side by side; ratios vs the first")
     p.add_argument("--json", action="store_true", help="print JSON lines only")
+    p.add_argument("--predict", action="store_true",
+                   help="also print the memory plan's predicted peak (ltx_train_lib.memory) beside the measured one")
     args = p.parse_args()
     option_sets = [dict(kv.split("=", 1) for kv in s.split(",") if kv) for s in args.compare] or [{}]
     results = []
@@ -187,6 +229,11 @@ def main() -> None:
             print(f"{r['model']:>4} {r['mode']:<4} {r['bucket']:<12} tokens {r['tokens']:>5}  {json.dumps(opts) or '{}':<28} "
                   f"{r['s_per_step']:.4f} s/step  {r['steps_per_s']:.2f} steps/s  peak {r['peak_memory_mb']:.0f} MB  "
                   f"x{r['ratio_vs_first']:.2f} vs first  ({r['device']}, {r['precision']}, gc={r['gradient_checkpointing']})")
+            if "predicted_peak_mb" in r:
+                pred = r["predicted_peak_mb"]
+                cuda = r["device"].startswith("cuda")  # on CPU the measured figure is the whole process's RSS
+                ratio = f"  (predicted/measured {pred / r['peak_memory_mb']:.2f})" if isinstance(pred, float) and cuda else ""
+                print(f"     memory: predicted peak {pred} MB, measured {r['peak_memory_mb']:.0f} MB{ratio}")
 
 
 if __name__ == "__main__":

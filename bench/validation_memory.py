@@ -75,6 +75,35 @@ def _peak(device: torch.device) -> int:
     return torch.cuda.max_memory_allocated(device)
 
 
+def predicted(args: argparse.Namespace) -> dict | str:
+    """The memory plan's figures for the same run (ltx_train_lib.memory, from configs only), in MB: the training
+    step, the denoising and the whole validation (denoising or decode, whichever is higher)."""
+    try:
+        from ltx_train_lib.buckets import parse_buckets
+        from ltx_train_lib.config import config_from_dict
+        from ltx_train_lib.memory.plan import make_plan
+        from ltx_train_lib.models.registry import get_family
+
+        width, height, frames = _dims(args.validation_dims)
+        cfg = config_from_dict({
+            "model": {"model_source": {"2B": "LTXV_2B_0.9.6_DEV", "13B": "LTXV_13B_097_DEV"}[args.model]},
+            "lora": {"rank": args.rank, "alpha": args.rank},
+            "optimization": {"batch_size": 1, "enable_gradient_checkpointing": args.gradient_checkpointing},
+            "acceleration": {"mixed_precision_mode": "bf16"},
+            "validation": {"prompts": ["a prompt"], "interval": 1, "video_dims": [width, height, frames],
+                           "guidance_scale": args.guidance_scale},
+            "data": {"preprocessed_data_root": "unused"},
+        })
+        plan = make_plan(cfg, get_family("ltxv"), [parse_buckets(args.bucket)[0].latent_shape], device="cuda")
+        train = next(p for p in plan.phases if p.name.startswith("train") and p.chosen)
+        sampling = next(p for p in plan.phases if p.name.startswith("validation sampling"))
+        decode = next((p for p in plan.phases if p.name.startswith("validation decode")), sampling)
+        return {"train": _mb(train.gpu_total), "denoise": _mb(sampling.gpu_total),
+                "validation": _mb(max(sampling.gpu_total, decode.gpu_total))}
+    except Exception as exc:  # noqa: BLE001 - a side figure: the measurement must still print
+        return f"unavailable ({type(exc).__name__}: {exc})"[:120]
+
+
 def run(args: argparse.Namespace, device: torch.device) -> dict:
     """The figures; ``device`` cpu (``--smoke``: the tiny model) only checks that the code runs."""
     from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXVideoTransformer3DModel
@@ -179,6 +208,7 @@ def main() -> int:
     p.add_argument("--inference-steps", type=int, default=2, help="memory does not depend on it; time does")
     p.add_argument("--guidance-scale", type=float, default=3.5)
     p.add_argument("--json", action="store_true", help="print one JSON line only")
+    p.add_argument("--predict", action="store_true", help="also print the memory plan's predictions beside the figures")
     p.add_argument("--smoke", action="store_true", help="without a GPU: run the code on the CPU with the tiny model (no figures)")
     args = p.parse_args()
     if args.smoke:
@@ -198,6 +228,15 @@ def main() -> int:
           f"peak {r['validation_peak_mb']:>9.0f} MB   (denoising only {r['validation_denoise_peak_mb']:.0f} MB; "
           f"{r['inference_steps']} steps + VAE decode in {r['validation_seconds']:.1f} s)")
     print(f"  validation / training peak: x{r['validation_vs_training']:.2f}; VAE back on the CPU: {r['vae_on_cpu_after']}")
+    if args.predict:
+        pred = predicted(args)
+        if isinstance(pred, str):
+            print(f"  memory plan: {pred}")
+        else:
+            measured = {"train": r["train_step_peak_mb"], "denoise": r["validation_denoise_peak_mb"],
+                        "validation": r["validation_peak_mb"]}
+            print("  memory plan, predicted vs measured (MB): " + ", ".join(
+                f"{k} {pred[k]:.0f} vs {measured[k]:.0f} (x{pred[k] / measured[k]:.2f})" for k in pred if measured[k]))
     return 0
 
 

@@ -260,6 +260,40 @@ class TensorboardConfig(_Section):
     log_dir: str | None = Field(None, description="(addition) Log folder; default output_dir/tensorboard.")
 
 
+class MemoryConfig(_Section):
+    budget_gb: float | Literal["auto"] | None = Field(
+        None,
+        description="(addition) GPU memory this run may use, in GB (GiB, 2^30 bytes, as GPU sizes are quoted): the trainer plans the run's peak before "
+        "loading anything and picks the cheapest settings that fit (as configured, then gradient checkpointing, "
+        "8-bit AdamW, an int8 base, then swapping blocks to CPU memory); a run that cannot fit is refused, naming what "
+        "would make it fit. 'auto' = the CUDA device's free memory at start; null = no budget (train as configured). "
+        "scripts/train.py CONFIG --plan prints the plan.",
+    )
+    blocks_to_swap: int = Field(
+        0,
+        ge=0,
+        description="(addition) Transformer blocks kept in CPU memory (pinned) and brought to the GPU one at a time for "
+        "their forward and backward, the next one prefetched: less GPU memory for the frozen base, some speed lost. "
+        "LoRA only; 0 = every block stays on the GPU.",
+    )
+
+    @field_validator("budget_gb", mode="before")
+    @classmethod
+    def _budget(cls, v: Any) -> Any:
+        hint = "e.g. 16 for a 16 GB card, or 'auto' for the free memory of the GPU"
+        if isinstance(v, str):
+            text = v.strip().lower()
+            if text == "auto":
+                return "auto"
+            try:
+                v = float(text.removesuffix("gb").strip())
+            except ValueError:
+                raise ValueError(f"budget_gb must be a number of GB, 'auto' or null, got {v!r}; {hint}") from None
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v <= 0:
+            raise ValueError(f"budget_gb must be a positive number of GB, 'auto' or null, got {v}; {hint}")
+        return v
+
+
 class TrainerConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig, description="Base model and training mode.")
     lora: LoraConfig | None = Field(None, description="LoRA settings; required when model.training_mode is 'lora'.")
@@ -273,6 +307,7 @@ class TrainerConfig(_Section):
     flow_matching: FlowMatchingConfig = Field(default_factory=FlowMatchingConfig, description="Sigma sampling.")
     wandb: WandbConfig = Field(default_factory=WandbConfig, description="Weights & Biases logging.")
     tensorboard: TensorboardConfig = Field(default_factory=TensorboardConfig, description="(addition) TensorBoard logging.")
+    memory: MemoryConfig = Field(default_factory=MemoryConfig, description="(addition) GPU memory budget and block swapping.")
     seed: int = Field(42, description="Global seed; each process derives its own noise stream from it and its rank.")
     output_dir: str = Field("outputs", description="Where weights, checkpoints, samples and logs go.")
 
@@ -299,6 +334,12 @@ class TrainerConfig(_Section):
             raise ValueError(
                 f"validation.reference_videos has {len(self.validation.reference_videos)} entries but validation.prompts has {n}"
             )
+        if self.memory.blocks_to_swap and self.model.training_mode != "lora":
+            raise ValueError("memory.blocks_to_swap works with training_mode 'lora' only (a full fine-tune trains the "
+                             "swapped weights); set it to 0, or use a memory budget that fits without it")
+        if self.memory.blocks_to_swap and self.acceleration.compile_with_inductor:
+            raise ValueError("memory.blocks_to_swap cannot be combined with acceleration.compile_with_inductor yet; "
+                             "turn one of them off")
         if self.hub.push_to_hub and not self.hub.hub_model_id:
             raise ValueError("hub.push_to_hub is true but hub.hub_model_id is not set; set it to 'user/repo'")
         return self

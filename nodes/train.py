@@ -77,7 +77,16 @@ def _schema_fields() -> list[tuple[str, type, str, dict[str, Any]]]:
         # Not "seed": the editor gives INT widgets named seed/noise_seed a "randomize after each run" control, and a
         # new seed would make a new job instead of resuming the old one.
         ("training_seed", C.TrainerConfig, "seed", {"min": 0, "max": SEED_MAX}),
+        # After every other widget (TRAILING): saved workflows keep their positional widget values.
+        ("memory_budget_gb", C.MemoryConfig, "budget_gb", {"max": 1024.0, "step": 0.5, "tooltip_extra": (
+            "0 = no budget. The node checks the plan before starting and refuses a run that cannot fit, naming what "
+            "would; 'auto' goes in extra_config (memory: {budget_gb: auto}).")}),
     ]
+
+
+# Widgets placed after extra_config, the last widget of the first release: new widgets go at the end, so the values a
+# saved workflow lists by position still land in the widgets they were meant for.
+TRAILING = ("memory_budget_gb",)
 
 
 # A fresh node's values where they are not the schema's. TrainerConfig keeps the reference trainer's defaults (its
@@ -262,6 +271,31 @@ def health_text(lora_file: Path) -> str:
     return report.summary() if report is not None else "LoRA health: not recorded (trained by an older version)"
 
 
+def memory_check(cfg: Any) -> str | None:
+    """The memory plan of the run, before it is spawned (ltx_train_lib.memory): a line to show on the node; with
+    memory_budget_gb set, a run no recipe fits raises the trainer's own refusal (naming what would fit) here."""
+    import torch
+
+    from ltx_train_lib.memory.budget import budget_bytes, resolve
+    from ltx_train_lib.memory.command import token_factor
+    from ltx_train_lib.memory.plan import config_buckets
+    from ltx_train_lib.models.registry import family_for_source
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    family = family_for_source(cfg.model.model_source)
+    try:
+        shapes, _where = config_buckets(cfg, family)
+        budget, source = budget_bytes(cfg, device)
+        res = resolve(cfg, family, shapes, device=device, budget=budget, budget_source=source,
+                      token_factor=token_factor(cfg, family))
+    except Exception as exc:  # noqa: BLE001 - without a budget the plan is information, never a reason not to train
+        if cfg.memory.budget_gb is not None:
+            raise
+        log.info("no memory plan for this run: %s", exc)
+        return None
+    return res.summary
+
+
 class TrainingStopped(Exception):
     """The job was stopped from outside this node (the monitor's Cancel button or a signal)."""
 
@@ -302,10 +336,11 @@ class TrainLoRA:
             ),
             "vae": component_widget("vae", "VAE for validation videos: a file in models/vae, or from the model."),
         }
+        trailing = {}
         for widget, section, field, opts in _schema_fields():
             if widget in NODE_DEFAULTS:
                 opts = {**opts, "default": NODE_DEFAULTS[widget]}
-            required[widget] = schema_widget(section, field, **opts)
+            (trailing if widget in TRAILING else required)[widget] = schema_widget(section, field, **opts)
         required.update(_dims_widgets())
         required["num_processes"] = (
             "INT",
@@ -324,6 +359,7 @@ class TrainLoRA:
                 "'optimization:\\n  scheduler_params: {power: 2}'.",
             },
         )
+        required.update(trailing)
         return {"required": required, "hidden": {"unique_id": "UNIQUE_ID", "extra_pnginfo": "EXTRA_PNGINFO"}}
 
     async def train(
@@ -340,6 +376,9 @@ class TrainLoRA:
         num_processes = int(values.get("num_processes", 1))
         if jobs.finished_result(comfy.jobs_root() / jobs.job_id_for(cfg, num_processes, dataset.fingerprint)) is None:
             comfy.unload_models()  # the trainer is another process: it needs the memory ComfyUI holds
+            plan_text = await asyncio.to_thread(memory_check, cfg)  # refuses a run its budget cannot hold
+            if plan_text:
+                live_text(plan_text, unique_id, node_key)
         job = await asyncio.to_thread(
             jobs.start_job,
             cfg,

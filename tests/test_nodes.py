@@ -854,3 +854,26 @@ def test_monitor_node_key_scopes_node_ids_by_workflow():
     assert monitor_node_key({"workflow": {"nodes": []}}, "3") == "3"  # API prompts carry no workflow id
     assert monitor_node_key(None, "3") == "3"
     assert monitor_node_key({"workflow": {"id": "wf-1"}}, None) is None
+
+
+def test_train_node_plans_memory_and_refuses_a_run_its_budget_cannot_hold(root, tmp_path, tiny_model_dir):
+    """memory_budget_gb (last widget, from MemoryConfig.budget_gb): the node plans before spawning and refuses with
+    the trainer's message; no job is started."""
+    from ltx_train_lib.config import MemoryConfig, config_from_dict
+    from ltx_train_lib.errors import ConfigError
+    from nodes import train
+
+    spec = node("TrainLoRA").INPUT_TYPES()["required"]
+    assert list(spec)[-1] == "memory_budget_gb"  # after every older widget: saved workflows keep their values
+    kind, opts = spec["memory_budget_gb"]
+    assert kind == "FLOAT" and opts["default"] == 0 and opts["tooltip"].startswith(MemoryConfig.model_fields["budget_gb"].description)
+    ds = _dataset(tmp_path / "ds")
+    with pytest.raises(ConfigError, match=r"memory.budget_gb: the run does not fit in 0\.5 GB"):
+        asyncio.run(node("TrainLoRA")().train(ds, unique_id="4", **_train_values(steps=2, memory_budget_gb=0.5)))
+    jobs_root = root / "output" / "ltx_trainer" / "jobs"
+    assert not jobs_root.exists() or not any(jobs_root.iterdir())
+    # A budget that fits: the plan's line for the node, the budget kept in the job's config.
+    cfg = config_from_dict(train.build_config(ds, _train_values(steps=2, memory_budget_gb=8.0)))
+    assert cfg.memory.budget_gb == 8.0
+    line = train.memory_check(cfg)
+    assert line.startswith("memory budget 8.0 GB") and "as configured" in line

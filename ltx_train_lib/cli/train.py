@@ -1,4 +1,4 @@
-"""`python scripts/train.py CONFIG.yaml [--check] [--disable_progress_bars]` — the standalone trainer."""
+"""`python scripts/train.py CONFIG.yaml [--check] [--plan] [--disable_progress_bars]` — the standalone trainer."""
 
 from __future__ import annotations
 
@@ -87,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="train.py", description="Train an LTX-Video LoRA or full fine-tune from a YAML config.")
     p.add_argument("config", help="YAML training config (see configs/)")
     p.add_argument("--check", action="store_true", help="validate the config, print the resolved result and exit (loads no model)")
+    p.add_argument("--plan", action="store_true",
+                   help="print the memory plan (peak GPU memory and RAM per phase, and the settings memory.budget_gb "
+                        "would pick) and exit; reads no weights")
+    p.add_argument("--buckets", default=None,
+                   help="with --plan: resolution buckets WxHxF[;WxHxF...] to plan for (default: the dataset's)")
+    p.add_argument("--device", choices=("cuda", "cpu"), default=None,
+                   help="with --plan: the device to plan for (default: this machine's)")
     p.add_argument("--disable_progress_bars", "--disable-progress-bars", action="store_true", help="plain log lines instead of progress bars")
     p.add_argument("--events-stdout", action="store_true", help="also print JSON progress events on stdout (for parent processes)")
     return p
@@ -106,6 +113,10 @@ def train_main(argv: list[str] | None = None) -> int:
             print(f"# model source: {resolve_source(cfg.model.model_source).kind} ({cfg.model.model_source})")
             print(f"# config OK: {args.config}")
             return 0
+        if args.plan:
+            from ltx_train_lib.memory.command import plan_command
+
+            return plan_command(cfg, buckets=[args.buckets] if args.buckets else None, device=args.device)
         if args.events_stdout:
             os.environ["LTX_TRAIN_EVENTS_STDOUT"] = "1"
         from ltx_train_lib.training.trainer import Trainer

@@ -60,6 +60,8 @@ def job_id_for(config: Any, num_processes: int = 1, identity: str | None = None)
     cfg = resolve_config(config)
     data = cfg.model_dump(mode="json")
     data.pop("output_dir", None)
+    if cfg.memory == type(cfg.memory)():
+        data.pop("memory", None)  # a config without memory settings keeps the id it had before the section existed
     payload = json.dumps({"config": data, "num_processes": int(num_processes), "identity": identity}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

@@ -305,6 +305,17 @@ class ModelFamily(ABC):
         """Header metadata a full-model export carries so it loads back (here and in ComfyUI) as a single file with
         the architecture and position rules of its base; ``components``: the loaded base (its ``extras``), when known."""
 
+    # ---------------------------------------------------------------- memory plan
+    def memory_profile(self, source: ResolvedSource, *, vae_path: str | None = None) -> Any:
+        """What the memory plan (:mod:`ltx_train_lib.memory`) needs to know of ``source`` without reading weights: a
+        :class:`~ltx_train_lib.memory.profile.MemoryProfile` (the transformer built on the meta device, an activation
+        model, the text encoder and VAE). The default describes named versions and the tiny model from
+        :meth:`build_random_transformer` with a rough activation rule; override it for exact activations and other
+        sources (see ``models/ltxv/memory.py``). ``vae_path``: ``model.vae_path`` of the config."""
+        from ltx_train_lib.memory.profile import generic_profile
+
+        return generic_profile(self, source)
+
     # ---------------------------------------------------------------- validation and the model card
     @abstractmethod
     def validation_sampler(self, components: ModelComponents, transformer: torch.nn.Module, device: Any, *,

@@ -1,5 +1,6 @@
 """Turning a loaded transformer into the trainable model: frozen base (optionally quantized), LoRA adapter or full
-fine-tune, initial weights, gradient checkpointing, per-block compile, and the optimizer with its schedule."""
+fine-tune, initial weights, gradient checkpointing, per-block compile, block swapping, and the optimizer with its
+schedule."""
 
 from __future__ import annotations
 
@@ -66,6 +67,14 @@ def build_trainable_model(
             compile_blocks(family, transformer, mode=cfg.acceleration.compilation_mode)
         else:
             log.info("acceleration.compile_with_inductor: skipped on CPU")
+    if cfg.memory.blocks_to_swap:
+        # Last: the hooks go on the blocks as they will run; the object lives as long as the transformer.
+        from ltx_train_lib.training.block_swap import install_block_swap
+
+        transformer._ltx_block_swap = install_block_swap(
+            family.blocks(transformer), cfg.memory.blocks_to_swap, device,
+            checkpointing=cfg.optimization.enable_gradient_checkpointing,
+        )
     transformer.train()
     return transformer, params
 

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 def config_fingerprint(cfg: TrainerConfig) -> str:
     """What must not change between a checkpoint and its resume (the math of training, not logging or steps)."""
     data = cfg.model_dump(mode="json")
-    for key in ("validation", "checkpoints", "hub", "wandb", "tensorboard", "output_dir"):
+    # memory: the budget and block swapping change where weights live, not the math (the settings a budget picks
+    # that do change it, such as the optimizer, are in their own sections).
+    for key in ("validation", "checkpoints", "hub", "wandb", "tensorboard", "output_dir", "memory"):
         data.pop(key, None)
     data["optimization"].pop("steps", None)
     data["data"].pop("num_dataloader_workers", None)

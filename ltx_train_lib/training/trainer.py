@@ -125,6 +125,21 @@ class Trainer:
             lora = lora.model_copy(update={"target_modules": list(chosen)})
         self.cfg = cfg.model_copy(update={"model": model, "lora": lora})
 
+    def _fit_memory(self, dataset: PrecomputedDataset) -> TrainerConfig:
+        """``memory.budget_gb``: the cheapest settings whose memory plan fits (:mod:`ltx_train_lib.memory.budget`),
+        chosen before anything loads; a run no recipe fits is refused with what would make it fit."""
+        self._memory_header = ""
+        if self.cfg.memory.budget_gb is None:
+            return self.cfg
+        from ltx_train_lib.memory.budget import fit_for_training
+        from ltx_train_lib.memory.command import token_factor
+
+        res = fit_for_training(self.cfg, self.family, dataset, device=self.device.type, output_dir=self.output_dir,
+                               token_factor=token_factor(self.cfg, self.family), world_size=self.world_size)
+        log.info("%s", res.summary)
+        self._memory_header = "".join(f"# {line}\n" for line in (res.summary, *res.notes))
+        return res.config
+
     @property
     def validation_enabled(self) -> bool:
         return bool(self.cfg.validation.prompts) and self.cfg.validation.interval is not None
@@ -336,6 +351,7 @@ class Trainer:
         self.device = acc.device
         self.rank, self.world_size, self.is_main = acc.process_index, acc.num_processes, acc.is_main_process
         self.plan = BucketBatchPlan(dataset, cfg.optimization.batch_size, cfg.seed, self.rank, self.world_size)
+        cfg = self.cfg = self._fit_memory(dataset)  # before the fingerprint and any file: a budget may change what trains
         if self._events is None:
             # complete=True: a missing field is a trainer bug, caught by the tests that run it
             self._events = EventWriter(self.output_dir / EVENTS_FILE, echo_stdout=os.environ.get("LTX_TRAIN_EVENTS_STDOUT") == "1",
@@ -414,7 +430,7 @@ class Trainer:
 
         if self.is_main:
             with self._writing():
-                write_text_atomic(self.output_dir / "training_config.yaml", dump_config(cfg))
+                write_text_atomic(self.output_dir / "training_config.yaml", self._memory_header + dump_config(cfg))
             # TensorBoard / W&B listen to the event stream (_emit feeds them); the id keeps a resumed W&B run's chart
             self._run_listeners = build_listeners(cfg, self.output_dir, run_id=f"{self.output_dir.name}-{self.fingerprint}")
         total = opt.steps

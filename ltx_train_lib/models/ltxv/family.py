@@ -171,6 +171,12 @@ class LtxvFamily(ModelFamily):
             COMFY_CONFIG_METADATA: json.dumps({"transformer": comfy_transformer_config(config, causal)}, sort_keys=True),
         }
 
+    # ---------------------------------------------------------------- memory plan
+    def memory_profile(self, source: ResolvedSource, *, vae_path: str | None = None):
+        from ltx_train_lib.models.ltxv.memory import memory_profile
+
+        return memory_profile(source, vae_path=vae_path, text_tokens=self.text_max_tokens)
+
     # ---------------------------------------------------------------- validation and the model card
     def validation_sampler(self, components, transformer, device, *, image_to_video: bool = False):
         from ltx_train_lib.models.ltxv.validation import LtxvSampler
