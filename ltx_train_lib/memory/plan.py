@@ -205,6 +205,14 @@ def make_plan(cfg: TrainerConfig, family: ModelFamily, buckets: list[tuple[int, 
     if not buckets:
         raise PlanError("the memory plan needs at least one resolution bucket")
     profile = profile or load_profile(cfg, family)
+    if cfg.lora is not None and cfg.lora.target_modules is None:
+        # The family's default targets, as the trainer resolves them; 'auto' is planned as the largest choice
+        # (audio and video together when the family has sound).
+        modalities = cfg.model.modalities
+        if modalities == "auto":
+            modalities = "audio_video" if "audio_video" in family.modalities else "video"
+        targets = list(family.lora_targets_for(modalities))
+        cfg = cfg.model_copy(update={"lora": cfg.lora.model_copy(update={"target_modules": targets})})
     s = PlanSettings.from_config(cfg, device, token_factor=token_factor)
     w = weight_bytes(profile.transformer, family, s)
     notes = list(profile.notes)

@@ -203,6 +203,11 @@ class Ltx2Family(ModelFamily):
         return {"license": LICENSE_NAME,
                 "license_note": "a derivative of an LTX-2.x model, distributed under the LTX-2.x Community License"}
 
+    def memory_profile(self, source: ResolvedSource, *, vae_path: str | None = None):
+        from ltx_train_lib.models.ltx2.memory import memory_profile
+
+        return memory_profile(self, source, vae_path=vae_path)
+
     # ---------------------------------------------------------------- validation and the model card
     def validation_sampler(self, components, transformer, device, *, image_to_video: bool = False):
         from ltx_train_lib.models.ltx2.validation import Ltx2Sampler
