@@ -453,3 +453,32 @@ def test_a_memorised_clip_is_regenerated_with_its_sound(tmp_path: Path) -> None:
     assert mse(trained_v, video) < 0.2 * mse(base_v, video)
     assert mse(trained_a, audio) < 0.2 * mse(base_a, audio)
     assert torch.allclose(file_v, trained_v, atol=1e-5) and torch.allclose(file_a, trained_a, atol=1e-5)
+
+
+def test_memory_plan_state_bytes_are_exact_for_an_audio_video_lora(tmp_path: Path, ltx2_dataset: Path) -> None:
+    """The memory plan of a tiny-ltx2 run (its architecture on the meta device, the family's default audio-video
+    LoRA targets) states the bytes of the trainable weights, gradients and optimizer state exactly, as measured
+    after one real optimizer step of the trainer's own setup on a real batch."""
+    from ltx_train_lib.data import PrecomputedDataset, collate
+    from ltx_train_lib.memory.measure import state_bytes
+    from ltx_train_lib.memory.plan import make_plan
+    from ltx_train_lib.models.loader import load_components
+    from ltx_train_lib.training.model_setup import build_optimizer, build_trainable_model
+    from ltx_train_lib.training.strategy import build_strategy
+
+    cfg = config_from_dict(_cfg(ltx2_dataset, tmp_path / "out"))
+    family = get_family("ltx2")
+    transformer = load_components("tiny-ltx2", ("transformer",)).transformer
+    model, params = build_trainable_model(cfg, family, transformer, torch.device("cpu"))
+    optimizer, _ = build_optimizer(cfg.optimization, params)
+    strategy = build_strategy(cfg.conditioning, cfg.flow_matching, family, modalities="audio_video")
+    batch = collate([PrecomputedDataset(ltx2_dataset, with_audio=True)[0]])
+    strategy.loss(model, batch, torch.Generator().manual_seed(0), device=torch.device("cpu"),
+                  model_dtype=torch.float32).loss.backward()
+    optimizer.step()
+    measured = state_bytes(model, optimizer)
+    plan = make_plan(cfg, family, [(2, 2, 3)], device="cpu")
+    gpu = next(p for p in plan.phases if p.name.startswith("train") and p.chosen).gpu
+    assert gpu["trainable"] == measured["trainable"] > 0
+    assert gpu["gradients"] == measured["gradients"] and gpu["optimizer"] == measured["optimizer"]
+    assert gpu.get("weights", 0) == measured["frozen"]

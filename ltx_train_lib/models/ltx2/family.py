@@ -63,7 +63,8 @@ class Ltx2Family(ModelFamily):
     comfy_full_markers = ("patchify_proj.", "audio_patchify_proj.", "adaln_single.")
 
     def lora_targets_for(self, mode: str) -> tuple[str, ...]:
-        return LORA_TARGETS_BY_MODE[mode]
+        # 'auto' unresolved (no dataset at hand): the joint targets, the superset of the others.
+        return LORA_TARGETS_BY_MODE.get(mode, LORA_TARGETS_BY_MODE["audio_video"])
 
     # ---------------------------------------------------------------- sources
     def versions(self) -> Mapping[str, ModelVersion]:
