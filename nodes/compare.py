@@ -342,8 +342,6 @@ class CompareCheckpoints:
         negative: Any = None,
         unique_id: str | None = None,
     ) -> dict[str, Any]:
-        from ltx_train_lib.lora_health import check_files
-
         from .export import save_into_loras
 
         entries = comparison_entries(lora, include_base_model)
@@ -403,8 +401,7 @@ class CompareCheckpoints:
             rows.append(f"{index} {entry.label}{sick}{mark}")
         picked = str(chosen.lora)
         if save_as.strip():
-            assert chosen.lora is not None
-            check_files([chosen.lora], action="save it into ComfyUI's loras folder")
+            assert chosen.lora is not None  # and healthy: pick_entry refuses the others
             picked, target, status = save_into_loras(chosen.lora, save_as, overwrite, f"{WHAT}.save_as")
             notes.append(f"{status}: {target}")
         count = sum(e.lora is not None for e in entries)

@@ -167,6 +167,10 @@ def test_entries_in_step_order_with_the_final_step_once(run):
                                                    "lora_weights_step_00020_comfy.safetensors"]
     assert all(e.healthy for e in entries[1:]) and entries[1].health.step == 10
     assert [e.step for e in compare.comparison_entries(run, include_base=False)] == [10, 20, 30]
+    # a save being written (fileio's .name.random.tmp) and full-model weights are not LoRA checkpoints
+    (run.job_dir / "checkpoints" / ".lora_weights_step_00040_comfy.safetensors.x1.tmp").write_bytes(b"partial")
+    (run.job_dir / "checkpoints" / "model_weights_step_00005.safetensors").write_bytes(b"other")
+    assert [e.step for e in compare.comparison_entries(run, include_base=False)] == [10, 20, 30]
     # a checkpoint kept only in the diffusers layout is converted beside it, to the same ComfyUI weights
     ckpt = run.job_dir / "checkpoints" / "lora_weights_step_00010_comfy.safetensors"
     original = load_file(str(ckpt))
