@@ -7,6 +7,7 @@ own modules are touched only through :mod:`.comfy`.
 from __future__ import annotations
 
 from .caption import QwenCaption
+from .compare import CompareCheckpoints
 from .dataset import LoadVideos, SplitScenes
 from .export import ConvertComfy, PushToHub
 from .precompute import PrecomputeLatents
@@ -22,6 +23,7 @@ NODE_CLASS_MAPPINGS = {
     f"{PREFIX}TrainLoRA": TrainLoRA,
     f"{PREFIX}ConvertComfy": ConvertComfy,
     f"{PREFIX}PushToHub": PushToHub,
+    f"{PREFIX}CompareCheckpoints": CompareCheckpoints,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -32,6 +34,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     f"{PREFIX}TrainLoRA": "Train LoRA (LTX Trainer)",
     f"{PREFIX}ConvertComfy": "Save LoRA for ComfyUI (LTX Trainer)",
     f"{PREFIX}PushToHub": "Push to Hub (LTX Trainer)",
+    f"{PREFIX}CompareCheckpoints": "Compare Checkpoints (LTX Trainer)",
 }
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

@@ -1,7 +1,8 @@
 """Everything the nodes need from ComfyUI, in one place: the only module of the pack that imports ComfyUI.
 
 Inside ComfyUI it uses ``comfy.utils.ProgressBar``, ``server.PromptServer`` (progress text, websocket events),
-``comfy.model_management`` (interrupt, unloading models) and ``folder_paths``. Anywhere else (tests, scripts) every
+``comfy.model_management`` (interrupt, unloading models), ``folder_paths``, ``comfy.lora`` (applying LoRAs) and
+``comfy.sample``/``comfy.samplers`` (KSampler's sampling). Anywhere else (tests, scripts) every
 function falls back to logging, no-ops and local folders under ``$LTX_TRAINER_ROOT`` (default: the current folder,
 laid out like ComfyUI's: ``input/``, ``output/``, ``temp/``, ``models/<kind>/``), so every node runs as plain Python.
 
@@ -423,18 +424,84 @@ def lora_load_check(model: Any, sd: dict[str, Any]) -> Any:
     return comfy_key_check(list(sd.keys()), key_map, patches.keys(), model.model.state_dict().keys())
 
 
-def apply_lora(model: Any, lora_path: Path, strength: float) -> tuple[Any, Any]:
+def apply_lora(model: Any, lora_path: Path, strength: float, what: str = "ConvertComfy.model") -> tuple[Any, Any]:
     """Apply a LoRA file to a ComfyUI MODEL the way LoraLoaderModelOnly does (:func:`_comfy_lora_patches` +
     ``ModelPatcher.add_patches``). Returns (patched clone, :class:`~ltx_train_lib.lora_health.ComfyKeyCheck`: the
-    file keys whose weight ``add_patches`` did not accept)."""
+    file keys whose weight ``add_patches`` did not accept). ``what``: the node input holding the model."""
     from ltx_train_lib.lora_health import comfy_key_check
 
     utils = _comfy("comfy.utils")
     if utils is None or _comfy("comfy.lora") is None:
         raise RuntimeError(
-            "ConvertComfy.model: applying a LoRA to a MODEL needs ComfyUI; disconnect 'model' when running outside it"
+            f"{what}: applying a LoRA to a MODEL needs ComfyUI; disconnect 'model' when running outside it"
         )
     sd, key_map, patches = _comfy_lora_patches(model, utils.load_torch_file(str(lora_path), safe_load=True))
     patched_model = model.clone()
     patched = patched_model.add_patches(patches, strength)
     return patched_model, comfy_key_check(list(sd.keys()), key_map, patched)
+
+
+# ---------------------------------------------------------------------------------------------------- sampling
+
+# KSampler's lists when ComfyUI is not there (tests, docs): the first entries of ComfyUI 0.3.64's lists, so a
+# workflow saved outside ComfyUI holds names every ComfyUI knows.
+FALLBACK_SAMPLERS = ("euler", "euler_ancestral", "heun", "dpm_2", "dpmpp_2m", "dpmpp_2m_sde", "ddim", "uni_pc")
+FALLBACK_SCHEDULERS = ("simple", "sgm_uniform", "karras", "exponential", "ddim_uniform", "beta", "normal")
+# Keys of a LATENT dict that only fix_empty_latent_channels reads (ComfyUI >= 0.3.7x); common_ksampler drops them.
+_LATENT_RATIO_KEYS = ("downscale_ratio_spacial", "downscale_ratio_temporal")
+
+
+def sampler_names() -> list[str]:
+    """KSampler's sampler list (``comfy.samplers.KSampler.SAMPLERS``)."""
+    samplers = getattr(_comfy("comfy.samplers"), "KSampler", None)
+    return list(getattr(samplers, "SAMPLERS", None) or FALLBACK_SAMPLERS)
+
+
+def scheduler_names() -> list[str]:
+    """KSampler's scheduler list (``comfy.samplers.KSampler.SCHEDULERS``)."""
+    samplers = getattr(_comfy("comfy.samplers"), "KSampler", None)
+    return list(getattr(samplers, "SCHEDULERS", None) or FALLBACK_SCHEDULERS)
+
+
+def ksample(
+    model: Any,
+    seed: int,
+    steps: int,
+    cfg: float,
+    sampler_name: str,
+    scheduler: str,
+    positive: Any,
+    negative: Any,
+    latent: dict[str, Any],
+    denoise: float = 1.0,
+    on_step: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Sample ``latent`` exactly as ComfyUI's KSampler does (``nodes.common_ksampler``, 0.3.64 to 0.33: the same
+    latent fix-up, ``comfy.sample.prepare_noise`` from ``seed`` and ``batch_index``, the latent's ``noise_mask``,
+    then ``comfy.sample.sample``), so a LoRA compared here gives what LoraLoaderModelOnly + KSampler give with the
+    same inputs. The one difference is the step callback: ``on_step(step, total_steps)`` instead of KSampler's own
+    progress bar, so a node that samples several times can show one bar over all of them."""
+    sample = _comfy("comfy.sample")
+    if sample is None:
+        raise RuntimeError("sampling a MODEL needs ComfyUI; run this node inside ComfyUI")
+    latent_image = latent["samples"]
+    fix = sample.fix_empty_latent_channels
+    if all(_accepts(fix, k) for k in _LATENT_RATIO_KEYS):
+        latent_image = fix(model, latent_image, *(latent.get(k) for k in _LATENT_RATIO_KEYS))
+    else:
+        latent_image = fix(model, latent_image)
+    noise = sample.prepare_noise(latent_image, seed, latent.get("batch_index"))
+
+    def callback(step: int, x0: Any, x: Any, total_steps: int) -> None:
+        if on_step is not None:
+            on_step(step + 1, total_steps)
+
+    utils = _comfy("comfy.utils")
+    samples = sample.sample(
+        model, noise, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise=denoise,
+        noise_mask=latent.get("noise_mask"), callback=callback,
+        disable_pbar=not getattr(utils, "PROGRESS_BAR_ENABLED", False), seed=seed,
+    )
+    out = {k: v for k, v in latent.items() if k not in _LATENT_RATIO_KEYS}
+    out["samples"] = samples
+    return out

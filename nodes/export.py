@@ -25,12 +25,13 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def lora_file_name(name: str) -> str:
-    """A safe relative file name under the loras folder ('/' sub-folders allowed, '.safetensors' added)."""
+def lora_file_name(name: str, what: str = "ConvertComfy.lora_name") -> str:
+    """A safe relative file name under the loras folder ('/' sub-folders allowed, '.safetensors' added). ``what``:
+    the node input the name came from, for the message."""
     parts = [re.sub(r"[^A-Za-z0-9_.+-]+", "_", p).strip(".") for p in name.replace("\\", "/").split("/")]
     parts = [p for p in parts if p]
     if not parts:
-        raise ValueError("ConvertComfy.lora_name: empty; give a file name such as 'my_ltxv_lora'")
+        raise ValueError(f"{what}: empty; give a file name such as 'my_ltxv_lora'")
     if not parts[-1].endswith(".safetensors"):
         parts[-1] += ".safetensors"
     return "/".join(parts)
@@ -49,6 +50,34 @@ def unpatched_lora_keys(file_keys: list[str], key_map: dict[str, Any], patched: 
     from ltx_train_lib.lora_health import comfy_key_check
 
     return comfy_key_check(file_keys, key_map, patched).not_loaded
+
+
+def save_into_loras(source: Path, lora_name: str, overwrite: bool, what: str) -> tuple[str, Path, str]:
+    """Copy the ComfyUI-layout LoRA ``source`` into ComfyUI's (first) loras folder as ``lora_name``, atomically, and
+    refresh ComfyUI's file list so LoRA loaders list it without a restart. Returns (the name loaders list, the
+    target path, "saved" | "unchanged"). A *different* file already under that name is replaced only with
+    ``overwrite``; an identical one is kept. ``what``: the node input that gave the name, for messages."""
+    from ltx_train_lib.fileio import atomic_path
+
+    name = lora_file_name(lora_name, what)
+    folder = comfy.model_folders("loras")[0]
+    target = folder / name
+    if not target.resolve().is_relative_to(folder.resolve()):
+        raise ValueError(f"{what}: '{lora_name}' points outside the loras folder; use a plain name")
+    status = "saved"
+    if target.exists():
+        if _sha256(target) == _sha256(source):
+            status = "unchanged"
+        elif not overwrite:
+            raise FileExistsError(
+                f"{what}: '{name}' already exists in {folder} and is a different LoRA; choose another name or enable "
+                "'overwrite'"
+            )
+    if status != "unchanged":
+        with atomic_path(target) as tmp:
+            shutil.copyfile(source, tmp)
+        comfy.forget_file_list("loras")
+    return name, target, status
 
 
 class ConvertComfy:
@@ -99,7 +128,6 @@ class ConvertComfy:
         self, lora: T.LoraResult, lora_name: str, overwrite: bool, strength: float, model: Any = None, unique_id: str | None = None
     ):
         from ltx_train_lib import export
-        from ltx_train_lib.fileio import atomic_path
         from ltx_train_lib.lora_health import check_files
 
         source = lora.lora_comfy if lora.lora_comfy is not None and lora.lora_comfy.is_file() else None
@@ -107,24 +135,7 @@ class ConvertComfy:
             # An older job, or the ComfyUI file was deleted: make it again from the diffusers file.
             source = export.convert_file(lora.lora, to="comfy", output_path=lora.job_dir / "lora_weights_comfy.safetensors")
         (health,) = check_files([source], action="save it into ComfyUI's loras folder")
-        name = lora_file_name(lora_name)
-        folder = comfy.model_folders("loras")[0]
-        target = folder / name
-        if not target.resolve().is_relative_to(folder.resolve()):
-            raise ValueError(f"ConvertComfy.lora_name: '{lora_name}' points outside the loras folder; use a plain name")
-        status = "saved"
-        if target.exists():
-            if _sha256(target) == _sha256(source):
-                status = "unchanged"
-            elif not overwrite:
-                raise FileExistsError(
-                    f"ConvertComfy.lora_name: '{name}' already exists in {folder} and is a different LoRA; choose "
-                    "another name or enable 'overwrite'"
-                )
-        if status != "unchanged":
-            with atomic_path(target) as tmp:
-                shutil.copyfile(source, tmp)
-            comfy.forget_file_list("loras")
+        name, target, status = save_into_loras(source, lora_name, overwrite, "ConvertComfy.lora_name")
         lines = [f"{status}: {target}", health.summary()]
         out_model = None
         if model is not None:

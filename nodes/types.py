@@ -4,7 +4,7 @@ Each record is a plain dataclass, so a stage can be re-run from the paths it nam
 ComfyUI's cache never holds model memory. The type names make the graph connect only in valid ways:
 
     LoadVideos ─LTXT_VIDEOS→ SplitScenes ─LTXT_VIDEOS→ QwenCaption ─LTXT_CAPTIONS→ PrecomputeLatents
-    ─LTXT_DATASET→ TrainLoRA ─LTXT_LORA→ ConvertComfy / PushToHub
+    ─LTXT_DATASET→ TrainLoRA ─LTXT_LORA→ ConvertComfy / PushToHub / CompareCheckpoints
 
 Raw videos and scene clips are both "a set of media files", so already-cut clips can go from LoadVideos straight
 to QwenCaption.

@@ -35,7 +35,7 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parents[1]
 OUR_NODES = [
     "LTXTrainer_LoadVideos", "LTXTrainer_SplitScenes", "LTXTrainer_QwenCaption", "LTXTrainer_PrecomputeLatents",
-    "LTXTrainer_TrainLoRA", "LTXTrainer_ConvertComfy", "LTXTrainer_PushToHub",
+    "LTXTrainer_TrainLoRA", "LTXTrainer_ConvertComfy", "LTXTrainer_PushToHub", "LTXTrainer_CompareCheckpoints",
 ]
 FRONTEND_ONLY = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
 
@@ -344,3 +344,73 @@ def test_lora_applied_to_a_comfyui_model_patches_every_key(comfy):
     error = next(m[1] for m in result["status"]["messages"] if m[0] == "execution_error")
     assert "16 of 32 keys" in error["exception_message"] and "transformer_blocks.1.attn1.to_k.lora_A.weight" in error["exception_message"]
     Path(f"{saved}.safetensors").unlink(missing_ok=True)
+
+
+def _saved_latent(comfy, prefix: str):
+    from safetensors.torch import load_file
+
+    (path,) = sorted((comfy.folders["output"]).glob(f"{prefix}_*.latent"))[-1:]
+    return load_file(str(path))["latent_tensor"]
+
+
+def test_compare_checkpoints_samples_one_latent_per_checkpoint(comfy):
+    """Train the tiny dataset workflow (checkpoints every 10 of 40 steps, the last 2 kept), then CheckpointLoaderSimple
+    -> Compare Checkpoints -> SaveLatent in ComfyUI itself: ComfyUI's LoRA patcher and KSampler code, one latent per
+    entry (the base model, step 30, step 40 = final) in step order, each different. Queued again with only pick_step
+    and save_as changed, nothing is sampled again and the picked checkpoint lands in models/loras; at strength 0
+    every entry is the base model's sample. The tiny model has 8 latent channels, so the latent comes from a .latent
+    file (LoadLatent): EmptyLTXVLatentVideo's 128 zero channels would be kept at 128 by KSampler's empty-latent
+    fix-up; there is no tiny text encoder in ComfyUI's format, so positive is the run's cached caption embedding."""
+    import torch
+    from safetensors.torch import save_file
+
+    info = comfy.get("/object_info")
+    assert info["LTXTrainer_CompareCheckpoints"]["output"] == ["LATENT", "STRING", "STRING"]
+    assert info["LTXTrainer_CompareCheckpoints"]["input"]["required"]["sampler_name"][0] == info["KSampler"]["input"]["required"]["sampler_name"][0]
+    probe = f"compare_{uuid.uuid4().hex[:8]}.latent"
+    save_file({"latent_tensor": torch.randn(1, 8, 3, 2, 3, generator=torch.Generator().manual_seed(0)),
+               "latent_format_version_0": torch.tensor([])}, str(comfy.folders["input"] / probe))
+    prompt = to_api(_workflow("LTX Trainer, train from a dataset (tiny model, CPU)"), info,
+                    {"LTXTrainer_ConvertComfy": {"lora_name": f"it_{uuid.uuid4().hex[:8]}"}})
+    train_id = next(k for k, v in prompt.items() if v["class_type"] == "LTXTrainer_TrainLoRA")
+    prefix = f"compare_{uuid.uuid4().hex[:8]}"
+    prompt["900"] = {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "ltx_tiny_comfy.safetensors"}}
+    prompt["901"] = {"class_type": "LoadLatent", "inputs": {"latent": probe}}
+    prompt["902"] = {"class_type": "LTXTrainer_CompareCheckpoints", "inputs": {
+        "model": ["900", 0], "lora": [train_id, 0], "sampling_seed": 3, "steps": 3, "cfg": 1.0, "sampler_name": "euler",
+        "scheduler": "simple", "denoise": 1.0, "latent_image": ["901", 0], "strength": 1.0, "include_base_model": True,
+        "pick_step": 0, "save_as": "", "overwrite": False}}
+    prompt["903"] = {"class_type": "SaveLatent", "inputs": {"samples": ["902", 0], "filename_prefix": f"{prefix}_a"}}
+    result = comfy.wait(comfy.queue(prompt))
+    assert result["status"]["status_str"] == "success", json.dumps(result["status"])[-3000:]
+    text = result["outputs"]["902"]["text"][0]
+    rows = [ln for ln in text.splitlines() if ln.startswith("[")]
+    assert [r.split(":")[0] for r in rows] == ["[0] base model (no LoRA)", "[1] step 30", "[2] step 40 (final)"], text
+    assert rows[2].endswith("<- picked") and "cached caption embedding" in text
+    latents = _saved_latent(comfy, f"{prefix}_a")
+    assert latents.shape == (3, 8, 3, 2, 3) and torch.isfinite(latents).all()
+    for i in range(3):
+        for j in range(i + 1, 3):
+            assert (latents[i] - latents[j]).abs().max() > 1e-4, (i, j)
+
+    # only the pick changed: the samples are reused, and step 30's LoRA is copied into models/loras
+    saved_name = f"it_{uuid.uuid4().hex[:8]}"
+    prompt["902"]["inputs"].update(pick_step=30, save_as=saved_name)
+    prompt["903"]["inputs"]["filename_prefix"] = f"{prefix}_b"
+    result = comfy.wait(comfy.queue(prompt))
+    assert result["status"]["status_str"] == "success", json.dumps(result["status"])[-3000:]
+    text = result["outputs"]["902"]["text"][0]
+    assert "reused the samples of the previous run for 3 of 3 entries" in text, text
+    job_dir = Path(text.split("picked: step 30: ")[1].split(" (")[0]).parent.parent
+    saved = comfy.folders["loras"] / f"{saved_name}.safetensors"
+    assert saved.read_bytes() == (job_dir / "checkpoints" / "lora_weights_step_00030_comfy.safetensors").read_bytes()
+    assert torch.equal(_saved_latent(comfy, f"{prefix}_b"), latents)
+    saved.unlink()
+
+    # strength 0: every LoRA leaves the model as it is, so each entry is the base model's sample
+    prompt["902"]["inputs"].update(strength=0.0, pick_step=0, save_as="")
+    prompt["903"]["inputs"]["filename_prefix"] = f"{prefix}_c"
+    result = comfy.wait(comfy.queue(prompt))
+    assert result["status"]["status_str"] == "success", json.dumps(result["status"])[-3000:]
+    zero = _saved_latent(comfy, f"{prefix}_c")
+    assert all(torch.allclose(z, latents[0], atol=1e-5) for z in zero)

@@ -100,12 +100,13 @@ def test_importing_the_pack_is_light_and_fast():
     )
     for r in results.values():
         assert r["heavy"] == []
-        assert len(r["nodes"]) == 7 and r["web"] == "./web"
+        assert len(r["nodes"]) == 8 and r["web"] == "./web"
     assert results["comfy"]["took"] < 2.0  # sanity bound only; the figure is printed above
 
 
 def test_node_ids_categories_and_outputs():
-    expected = {"LoadVideos", "SplitScenes", "QwenCaption", "PrecomputeLatents", "TrainLoRA", "ConvertComfy", "PushToHub"}
+    expected = {"LoadVideos", "SplitScenes", "QwenCaption", "PrecomputeLatents", "TrainLoRA", "ConvertComfy", "PushToHub",
+                "CompareCheckpoints"}
     assert set(NODE_CLASS_MAPPINGS) == {f"LTXTrainer_{n}" for n in expected}
     assert set(NODE_DISPLAY_NAME_MAPPINGS) == set(NODE_CLASS_MAPPINGS)
     for name, cls in NODE_CLASS_MAPPINGS.items():
@@ -113,7 +114,7 @@ def test_node_ids_categories_and_outputs():
         assert callable(getattr(cls, cls.FUNCTION)), name
         assert len(cls.RETURN_TYPES) == len(cls.RETURN_NAMES) == len(cls.OUTPUT_TOOLTIPS), name
         assert cls.DESCRIPTION
-    for sink in ("TrainLoRA", "ConvertComfy", "PushToHub"):
+    for sink in ("TrainLoRA", "ConvertComfy", "PushToHub", "CompareCheckpoints"):
         assert node(sink).OUTPUT_NODE is True
     # Node search: newer ComfyUI sends SEARCH_ALIASES as object_info's search_aliases (server.py node_info); older
     # versions ignore the attribute. Lower-case phrases, no repeats, none a copy of the display name.
@@ -135,6 +136,7 @@ def test_node_ids_categories_and_outputs():
     assert producers[T.VIDEOS] == {"LTXTrainer_LoadVideos", "LTXTrainer_SplitScenes"}
     assert node("TrainLoRA").INPUT_TYPES()["required"]["dataset"][0] == T.DATASET
     assert node("PrecomputeLatents").INPUT_TYPES()["optional"]["captions"][0] == T.CAPTIONS
+    assert node("CompareCheckpoints").INPUT_TYPES()["required"]["lora"][0] == T.LORA
 
 
 def test_every_input_has_a_tooltip_and_no_token_widget():

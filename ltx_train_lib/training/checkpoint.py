@@ -115,6 +115,27 @@ def prune_checkpoints(output_dir: str | Path, keep_last_n: int) -> list[Path]:
     return removed
 
 
+@dataclass(frozen=True)
+class LoraCheckpoint:
+    """The LoRA weights a checkpoint saved: one step, in one or both key layouts."""
+
+    step: int
+    comfy: Path | None  # ``lora_weights_step_NNNNN_comfy.safetensors`` (ComfyUI keys)
+    diffusers: Path | None  # ``lora_weights_step_NNNNN.safetensors`` (diffusers keys)
+
+
+def list_lora_checkpoints(output_dir: str | Path) -> list[LoraCheckpoint]:
+    """The LoRA weight files under ``<output_dir>/checkpoints/``, one entry per step, in step order. Files being
+    written (``.x.tmp``) and full-model weights are not listed; ``keep_last_n`` decides how many are left."""
+    folder = checkpoints_dir(output_dir)
+    found: dict[int, dict[str, Path]] = {}
+    for p in folder.iterdir() if folder.is_dir() else []:
+        m = WEIGHTS_RE.match(p.name)
+        if m and m.group(1) == "lora" and p.is_file():
+            found.setdefault(int(m.group(2)), {})["comfy" if m.group(3) else "diffusers"] = p
+    return [LoraCheckpoint(step, files.get("comfy"), files.get("diffusers")) for step, files in sorted(found.items())]
+
+
 def find_weights_file(path: str | Path) -> Path:
     """``model.load_checkpoint``: a file, or a folder whose highest-step weights file is used (never a _comfy file)."""
     path = Path(path).expanduser()
