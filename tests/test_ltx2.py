@@ -362,7 +362,11 @@ def test_comfy_file_has_ltxav_keys_for_every_target_module(tmp_path: Path, ltx2_
     assert np.isfinite([v.float().abs().max().item() for v in comfy.values()]).all()
 
 
-@pytest.mark.skipif(not os.environ.get("COMFYUI_PATH"), reason="set COMFYUI_PATH (ComfyUI 0.33+, with LTXAV) to run")
+@pytest.mark.skipif(
+    not (os.environ.get("COMFYUI_PATH")
+         and (Path(os.environ["COMFYUI_PATH"]) / "comfy" / "ldm" / "lightricks" / "av_model.py").is_file()),
+    reason="set COMFYUI_PATH to a ComfyUI with LTX-2 support (0.33+: comfy/ldm/lightricks/av_model.py) to run",
+)
 def test_every_key_patches_comfyuis_own_ltxav_model(tmp_path: Path, ltx2_dataset: Path) -> None:
     """ComfyUI's key map and LoRA loader place every key of the ``_comfy`` file on a weight of its LTXAV model (0
     "lora key not loaded"); a key ComfyUI does not know is reported, so the check can fail."""
