@@ -185,6 +185,17 @@ test("a late 'running' from the server never undoes a final event", () => {
   assert.equal(m.status, "failed");
 });
 
+test("a poll answered before the final event was written never overrides it (websocket first, poll after)", () => {
+  const m = new JobMonitor(DIRS);
+  m.addMany(EVENTS.slice(0, 5)); // started + steps
+  m.add({ event: "cancelled", time: 5000, step: 3 }); // by websocket, while a poll was in flight
+  // the poll read 5 events, then found the process gone (its cancelled event not yet written): "failed"
+  m.setServerStatus("failed", { message: "the training process ended without reporting" }, 5);
+  assert.equal(m.status, "cancelled");
+  m.setServerStatus("failed", { message: "x" }, 6); // an answer that saw the cancelled event is the server's word
+  assert.equal(m.status, "failed");
+});
+
 test("eventKey separates type, time and step", () => {
   assert.notEqual(eventKey({ event: "step", time: 1, step: 1 }), eventKey({ event: "step", time: 1, step: 2 }));
   assert.notEqual(eventKey({ event: "sample", time: 1, step: 1 }), eventKey({ event: "step", time: 1, step: 1 }));

@@ -295,9 +295,12 @@ export class JobMonitor {
   }
 
   // Record the status the server derived (from events + whether the process group lives). It holds until a newer
-  // lifecycle event (started/done/cancelled/error) arrives.
-  setServerStatus(status, error = null) {
-    this.serverStatus = { status, error, atEvent: this.events.length };
+  // lifecycle event (started/done/cancelled/error) arrives. ``seen``: how many of the job's events the server had
+  // read (the poll's ``next``): an event that reached us by websocket while the poll was in flight is newer than the
+  // answer (a poll that found the process gone just before its ``cancelled`` event was written says "failed").
+  setServerStatus(status, error = null, seen = null) {
+    const atEvent = typeof seen === "number" ? Math.max(0, Math.min(seen, this.events.length)) : this.events.length;
+    this.serverStatus = { status, error, atEvent };
   }
 
   get status() {

@@ -121,7 +121,7 @@ export class MonitorStore {
         m.setDirs(st.job_dir || null, st.output_dir || null);
         m.files = { log: typeof st.log === "string" ? st.log : null, config: typeof st.config === "string" ? st.config : null };
         m.addMany(body.events || []);
-        m.setServerStatus(st.status, st.error || null);
+        m.setServerStatus(st.status, st.error || null, typeof body.next === "number" ? body.next : null);
         if (typeof st.now === "number") this.clockOffsetSec = st.now - this.nowMs() / 1000;
         Object.assign(this.info.get(jobId), { next: body.next ?? m.events.length, loaded: true, lastPollMs: this.nowMs() });
         if (body.job) {
@@ -174,7 +174,9 @@ export class MonitorStore {
       const m = this.monitors.get(jobId);
       m.addMany(body.events || []);
       // the server also sees the process: a trainer that died without a final event turns failed here
-      if (typeof body.status === "string") m.setServerStatus(body.status, body.error ? { message: body.error } : null);
+      if (typeof body.status === "string") {
+        m.setServerStatus(body.status, body.error ? { message: body.error } : null, typeof body.next === "number" ? body.next : null);
+      }
       info.next = body.next ?? info.next;
       this.#ok();
       this.changed();
