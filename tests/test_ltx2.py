@@ -486,3 +486,37 @@ def test_memory_plan_state_bytes_are_exact_for_an_audio_video_lora(tmp_path: Pat
     assert gpu["trainable"] == measured["trainable"] > 0
     assert gpu["gradients"] == measured["gradients"] and gpu["optimizer"] == measured["optimizer"]
     assert gpu.get("weights", 0) == measured["frozen"]
+
+
+def test_ic_lora_trains_on_ltx2_with_the_audio_stream(tmp_path: Path, monkeypatch) -> None:
+    """IC-LoRA on LTX-2: references (Canny, compute_condition) encoded beside video and audio latents; training
+    prepends the clean reference tokens to the video stream (2 x L video tokens per call) while the audio stream is
+    trained alongside, and writes both LoRA files."""
+    from ltx_train_lib.cli.compute_condition import main as compute_condition
+    from ltx_train_lib.precompute import preprocess_dataset
+    from ltx_train_lib.synthetic import make_scene_video
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for i in range(2):
+        make_scene_video(clips / f"c{i}.mp4", cuts=(), num_frames=9, fps=FPS, size=(96, 64), seed=i, audio=True)
+    (clips / "captions.json").write_text(json.dumps([{"caption": f"tone {i}", "media_path": f"c{i}.mp4"} for i in range(2)]))
+    assert compute_condition([str(clips / "captions.json")]) == 0
+    result = preprocess_dataset(clips / "captions.json", "96x64x9", model_source="tiny-ltx2", reference_column="reference_path")
+    assert len(result.references_computed) == 2 and len(result.audio_computed) == 2
+    family = get_family("ltx2")
+    calls = []
+    original = family.predict_streams
+
+    def spy(model, inputs, **kw):
+        calls.append((inputs.tokens.shape[1], inputs.audio.tokens.shape[1]))
+        return original(model, inputs, **kw)
+
+    monkeypatch.setattr(family, "predict_streams", spy)
+    cfg = _cfg(clips, tmp_path / "out", optimization__steps=2, checkpoints__interval=None,
+               conditioning={"mode": "reference_video"})
+    cfg["validation"] = {"prompts": ["x"], "reference_videos": [str(clips / "c0_reference.mp4")], "interval": None}
+    assert Trainer(config_from_dict(cfg)).train().status == "done"
+    assert calls == [(2 * 2 * 2 * 3, 9)] * 2  # reference + target video tokens (2x2x3 each), 9 audio tokens
+    keys = list(safe_open(str(tmp_path / "out" / "lora_weights_comfy.safetensors"), "pt").keys())
+    assert any(".audio_attn1." in k for k in keys)
