@@ -75,9 +75,9 @@ def load(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def test_the_four_examples_are_there():
+def test_the_five_examples_are_there():
     assert [p.stem for p in WORKFLOWS] == sorted(GEN.WORKFLOWS)
-    assert len(WORKFLOWS) == 4
+    assert len(WORKFLOWS) == 5
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
@@ -177,6 +177,31 @@ def test_audio_video_example_trains_tiny_ltx2_with_sound(tmp_path):
     assert values["modalities"] == "auto" and values["target_modules"] == ""  # the family's targets
     cfg = config_from_dict(train.build_config(T.PrecomputedSet(tmp_path, None, "tiny-ltx2", (), 1, "x"), values))
     assert cfg.model.model_source == "tiny-ltx2" and cfg.lora.target_modules is None
+
+
+def test_ltx2_train_then_generate_uses_comfyuis_ltx2_nodes_with_sound():
+    """The LoRA's MODEL drives ComfyUI's own LTX-2 sampling graph: one audio-video latent (EmptyLTXVLatentVideo +
+    LTXVEmptyLatentAudio at the clips' fps) through SamplerCustomAdvanced, split, decoded to frames and to sound,
+    muxed by CreateVideo. (In ComfyUI 0.33.0 this graph passes the server's validation except for the model files.)"""
+    wf = load(_file("train_then_generate_ltx2"))
+    nodes = {n["id"]: n for n in wf["nodes"]}
+    by = _by_type(wf)
+    links = {ln[0]: ln for ln in wf["links"]}
+
+    def source(node, name):
+        link = next(i for i in node["inputs"] if i["name"] == name)["link"]
+        return nodes[links[link][1]]
+
+    (guider,) = by["CFGGuider"]
+    (convert,) = by["LTXTrainer_ConvertComfy"]
+    (video,) = by["CreateVideo"]
+    assert source(guider, "model") is convert and source(convert, "model") is by["CheckpointLoaderSimple"][0]
+    assert source(video, "audio")["type"] == "LTXVAudioVAEDecode" and source(video, "images")["type"] == "VAEDecode"
+    assert _api_values(by["LTXTrainer_PrecomputeLatents"][0])["model"] == "LTX-2_19B_DEV"
+    fps = {_api_values(by["LTXVConditioning"][0])["frame_rate"], _api_values(by["LTXVEmptyLatentAudio"][0])["frame_rate"],
+           _api_values(video)["fps"]}
+    assert fps == {GEN.SAMPLE_FPS}
+    assert _api_values(by["LTXVEmptyLatentAudio"][0])["frames_number"] == _api_values(by["EmptyLTXVLatentVideo"][0])["length"]
 
 
 def test_train_then_generate_feeds_the_lora_model_to_the_sampler():

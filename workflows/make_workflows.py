@@ -82,6 +82,33 @@ CORE_NODES: dict[str, dict[str, Any]] = {
     },
     "MarkdownNote": {"inputs": [], "widgets": ["text"], "outputs": []},
 }
+# ComfyUI 0.33.0's LTX-2 nodes (comfy_extras/nodes_lt.py, nodes_lt_audio.py, nodes_custom_sampler.py, nodes_video.py;
+# the same wiring as ComfyUI's own LTX-2 text-to-video template): used by the LTX-2 train-then-generate example only.
+CORE_NODES.update({
+    "LoraLoaderModelOnly": {"inputs": [("model", "MODEL")], "widgets": ["lora_name", "strength_model"],
+                            "outputs": [("MODEL", "MODEL")]},
+    "LTXAVTextEncoderLoader": {"inputs": [], "widgets": ["text_encoder", "ckpt_name", "device"], "outputs": [("CLIP", "CLIP")]},
+    "LTXVAudioVAELoader": {"inputs": [], "widgets": ["ckpt_name"], "outputs": [("Audio VAE", "VAE")]},
+    "LTXVEmptyLatentAudio": {"inputs": [("audio_vae", "VAE")], "widgets": ["frames_number", "frame_rate", "batch_size"],
+                             "outputs": [("Latent", "LATENT")]},
+    "LTXVConcatAVLatent": {"inputs": [("video_latent", "LATENT"), ("audio_latent", "LATENT")], "widgets": [],
+                           "outputs": [("latent", "LATENT")]},
+    "LTXVSeparateAVLatent": {"inputs": [("av_latent", "LATENT")], "widgets": [],
+                             "outputs": [("video_latent", "LATENT"), ("audio_latent", "LATENT")]},
+    "LTXVScheduler": {"inputs": [("latent", "LATENT")], "widgets": ["steps", "max_shift", "base_shift", "stretch", "terminal"],
+                      "outputs": [("SIGMAS", "SIGMAS")]},
+    "CFGGuider": {"inputs": [("model", "MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING")],
+                  "widgets": ["cfg"], "outputs": [("GUIDER", "GUIDER")]},
+    "KSamplerSelect": {"inputs": [], "widgets": ["sampler_name"], "outputs": [("SAMPLER", "SAMPLER")]},
+    "RandomNoise": {"inputs": [], "widgets": ["noise_seed", "control_after_generate"], "outputs": [("NOISE", "NOISE")]},
+    "SamplerCustomAdvanced": {
+        "inputs": [("noise", "NOISE"), ("guider", "GUIDER"), ("sampler", "SAMPLER"), ("sigmas", "SIGMAS"), ("latent_image", "LATENT")],
+        "widgets": [], "outputs": [("output", "LATENT"), ("denoised_output", "LATENT")],
+    },
+    "LTXVAudioVAEDecode": {"inputs": [("samples", "LATENT"), ("audio_vae", "VAE")], "widgets": [], "outputs": [("Audio", "AUDIO")]},
+    "CreateVideo": {"inputs": [("images", "IMAGE"), ("audio", "AUDIO")], "widgets": ["fps", "bit_depth"], "outputs": [("VIDEO", "VIDEO")]},
+    "SaveVideo": {"inputs": [("video", "VIDEO")], "widgets": ["filename_prefix", "format", "codec"], "outputs": []},
+})
 
 
 def _spec(type_: str) -> tuple[list[tuple[str, str]], list[str], list[tuple[str, str]], dict[str, Any]]:
@@ -320,6 +347,82 @@ def train_then_generate() -> Graph:
     return g
 
 
+def train_then_generate_ltx2() -> Graph:
+    g = Graph("e7d41b2a-6c3f-4a8e-9b15-2f0a7c8d6e05")
+    ckpt_name, gemma = "ltx-2-19b-dev.safetensors", "gemma_3_12B_it.safetensors"
+    frames = 97
+    g.add("MarkdownNote", (40, -320), (860, 280), text=(
+        "**Train an audio-video LoRA on LTX-2 19B, then generate video with sound through ComfyUI's own LTX-2 nodes** "
+        "(ComfyUI 0.33 or newer, a GPU). Needs `ltx-2-19b-dev.safetensors` in `models/checkpoints` (transformer, "
+        "VAEs and vocoder in one file, as Lightricks publishes it) and a Gemma 3 12B text encoder in "
+        "`models/text_encoders`. Train and generate with the same model (the named version `LTX-2_19B_DEV` is the "
+        "checkpoint's weights).\n\n*Save LoRA for ComfyUI* writes the LoRA (LTXAV keys) to `models/loras` and "
+        "applies it to the checkpoint's MODEL with ComfyUI's loader; it fails if any key patches nothing. "
+        f"*dataset*: a captioned folder in `ComfyUI/input/` with clips that have sound (here `{SAMPLE_DATASET}`). "
+        f"The frame rate in *LTXVConditioning* and *LTXV Empty Latent Audio* is the clips' {SAMPLE_FPS:g} fps (the "
+        "LoRA's `frame_rate` metadata)."))
+    pre = g.add("LTXTrainer_PrecomputeLatents", (40, 0), (380, 560), dataset=SAMPLE_DATASET, model="LTX-2_19B_DEV",
+                resolution_buckets="768x512x97", trigger_word=TRIGGER_WORD, decode_videos=True)
+    train = g.add("LTXTrainer_TrainLoRA", (460, 0), (400, 1100), job_name="LTX-2 19B audio-video LoRA",
+                  model="(same as dataset)", steps=1000, learning_rate=2e-4, rank=32, alpha=32, batch_size=1,
+                  validation_prompts=SAMPLE_PROMPT, validation_interval=250, validation_width=768,
+                  validation_height=512, validation_frames=frames, validation_inference_steps=30,
+                  checkpoint_interval=250)
+    ckpt = g.add("CheckpointLoaderSimple", (900, 300), (340, 100), ckpt_name=ckpt_name)
+    text = g.add("LTXAVTextEncoderLoader", (900, 440), (340, 110), text_encoder=gemma, ckpt_name=ckpt_name, device="default")
+    audio_vae = g.add("LTXVAudioVAELoader", (900, 590), (340, 60), ckpt_name=ckpt_name)
+    convert = g.add("LTXTrainer_ConvertComfy", (1280, 0), (340, 200), lora_name=f"ltx2_19b_{TRIGGER_WORD}_av_lora",
+                    overwrite=False, strength=1.0)
+    pos = g.add("CLIPTextEncode", (1280, 300), (400, 160), title="Positive", text=f"{SAMPLE_PROMPT}, with its sound")
+    neg = g.add("CLIPTextEncode", (1280, 500), (400, 160), title="Negative",
+                text="blurry, low quality, still frame, watermark, overlay, titles, subtitles")
+    cond = g.add("LTXVConditioning", (1720, 300), (300, 80), frame_rate=SAMPLE_FPS)
+    video_latent = g.add("EmptyLTXVLatentVideo", (1720, 440), (300, 130), width=768, height=512, length=frames, batch_size=1)
+    audio_latent = g.add("LTXVEmptyLatentAudio", (1720, 610), (300, 110), frames_number=frames, frame_rate=SAMPLE_FPS,
+                         batch_size=1)
+    av = g.add("LTXVConcatAVLatent", (2060, 560), (260, 60))
+    guider = g.add("CFGGuider", (2060, 300), (260, 100), cfg=3.0)
+    sampler_select = g.add("KSamplerSelect", (2060, 440), (260, 60), sampler_name="euler")
+    noise = g.add("RandomNoise", (2060, 660), (260, 90), noise_seed=42, control_after_generate="fixed")
+    sigmas = g.add("LTXVScheduler", (2060, 790), (260, 160), steps=30, max_shift=2.05, base_shift=0.95, stretch=True,
+                   terminal=0.1)
+    sample = g.add("SamplerCustomAdvanced", (2360, 300), (260, 120))
+    split = g.add("LTXVSeparateAVLatent", (2660, 300), (260, 60))
+    decode = g.add("VAEDecode", (2960, 240), (200, 50))
+    decode_audio = g.add("LTXVAudioVAEDecode", (2960, 360), (240, 60))
+    video = g.add("CreateVideo", (3240, 240), (260, 90), fps=SAMPLE_FPS, bit_depth=8)
+    save = g.add("SaveVideo", (3540, 240), (400, 400), filename_prefix=f"ltx_trainer/{TRIGGER_WORD}_av", format="mp4",
+                 codec="auto")
+    g.link(pre, 0, train, "dataset")
+    g.link(train, 0, convert, "lora")
+    g.link(ckpt, 0, convert, "model")
+    g.link(text, 0, pos, "clip")
+    g.link(text, 0, neg, "clip")
+    g.link(pos, 0, cond, "positive")
+    g.link(neg, 0, cond, "negative")
+    g.link(audio_vae, 0, audio_latent, "audio_vae")
+    g.link(video_latent, 0, av, "video_latent")
+    g.link(audio_latent, 0, av, "audio_latent")
+    g.link(convert, 0, guider, "model")
+    g.link(cond, 0, guider, "positive")
+    g.link(cond, 1, guider, "negative")
+    g.link(av, 0, sigmas, "latent")
+    g.link(noise, 0, sample, "noise")
+    g.link(guider, 0, sample, "guider")
+    g.link(sampler_select, 0, sample, "sampler")
+    g.link(sigmas, 0, sample, "sigmas")
+    g.link(av, 0, sample, "latent_image")
+    g.link(sample, 0, split, "av_latent")
+    g.link(split, 0, decode, "samples")
+    g.link(ckpt, 2, decode, "vae")
+    g.link(split, 1, decode_audio, "samples")
+    g.link(audio_vae, 0, decode_audio, "audio_vae")
+    g.link(decode, 0, video, "images")
+    g.link(decode_audio, 0, video, "audio")
+    g.link(video, 0, save, "video")
+    return g
+
+
 @dataclass(frozen=True)
 class Example:
     title: str  # the file stem: the template browser shows it as the card's title
@@ -351,6 +454,12 @@ EXAMPLES: dict[str, Example] = {
          "SaveAnimatedWEBP"),
     ),
 }
+EXAMPLES["train_then_generate_ltx2"] = Example(
+    "LTX Trainer, train then generate with sound (LTX-2 19B, GPU)",
+    train_then_generate_ltx2,
+    ("LTXTrainer_PrecomputeLatents", "LTXTrainer_TrainLoRA", "LTXTrainer_ConvertComfy", "CFGGuider",
+     "SamplerCustomAdvanced", "LTXVSeparateAVLatent", "VAEDecode", "CreateVideo", "SaveVideo"),
+)
 WORKFLOWS: dict[str, Callable[[], Graph]] = {ex.title: ex.build for ex in EXAMPLES.values()}  # file stem -> builder
 
 # ------------------------------------------------------------------------------------------------------ thumbnails
