@@ -10,9 +10,6 @@ clean at timestep 0 and never updated. The result is decoded to frames and to a 
 
 from __future__ import annotations
 
-import copy
-from contextlib import contextmanager
-
 import numpy as np
 import torch
 
@@ -20,6 +17,7 @@ from ltx_train_lib.models.family import AudioInputs, ForwardInputs, GeneratedCli
 from ltx_train_lib.models.ltx2.audio import decode_audio
 from ltx_train_lib.models.ltx2.geometry import pack_audio, pack_latents
 from ltx_train_lib.models.ltx2.latents import encode_tokens
+from ltx_train_lib.models.sampling import SamplerBase
 
 # LTX2Pipeline's defaults (and ComfyUI's LTXVDualCFGGuider's scales): the sound is guided harder than the picture,
 # and both guided predictions are rescaled towards the conditional one's spread.
@@ -39,7 +37,7 @@ def _guide(pred: torch.Tensor, x: torch.Tensor, sigma: torch.Tensor, scale: floa
     return (x - guided) / sigma
 
 
-class Ltx2Sampler:
+class Ltx2Sampler(SamplerBase):
     """Samples validation clips (frames and sound) from the training transformer and the autoencoders.
 
     ``validation.guidance_scale`` guides the video; the sound uses ``audio_guidance_scale`` (7, LTX-2's default)
@@ -51,26 +49,8 @@ class Ltx2Sampler:
         self.audio_guidance_scale = AUDIO_GUIDANCE_SCALE
         self.guidance_rescale = self.audio_guidance_rescale = GUIDANCE_RESCALE
 
-    def close(self) -> None:
-        if self.components.vae is not None:
-            self.components.vae.to("cpu")
 
-    @contextmanager
-    def _vae_on_device(self):
-        vae = self.components.vae
-        if vae is None:
-            raise ValueError("validation needs the VAE: load the components with 'vae'")
-        vae.to(self.device)
-        try:
-            yield vae
-        finally:
-            vae.to("cpu")
 
-    def _scheduler(self, steps: int):
-        base = self.components.scheduler
-        if steps == 1 and base.config.get("shift_terminal"):
-            return type(base).from_config(base.config, shift_terminal=None)
-        return copy.deepcopy(base)
 
     @torch.no_grad()
     def generate(self, cfg, prompt: dict, negative: dict, generator: torch.Generator, *, frame_rate: float,

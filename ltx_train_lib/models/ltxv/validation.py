@@ -21,8 +21,6 @@ For a non-causal model and the same embeddings the latents equal the pipelines' 
 
 from __future__ import annotations
 
-import copy
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -31,9 +29,10 @@ import torch
 from ltx_train_lib.models.family import ForwardInputs
 from ltx_train_lib.models.ltxv.geometry import pack_latents
 from ltx_train_lib.models.ltxv.latents import encode_tokens
+from ltx_train_lib.models.sampling import SamplerBase
 
 
-class LtxvSampler:
+class LtxvSampler(SamplerBase):
     """Samples validation videos from the training transformer, the VAE and the scheduler of ``components``.
 
     The VAE is on ``device`` only while it encodes a conditioning image / reference or decodes a sample, and back on
@@ -50,9 +49,6 @@ class LtxvSampler:
         self.image_to_video = image_to_video  # kept for the interface: one loop serves every mode
         self.causal = components.causal_temporal_positioning
 
-    def close(self) -> None:
-        if self.components.vae is not None:
-            self.components.vae.to("cpu")
 
     # ------------------------------------------------------------------ public
     @torch.no_grad()
@@ -164,24 +160,4 @@ class LtxvSampler:
         tokens, _ = encode_tokens(vae, pixels[None], [generator], dtype=torch.float32)
         return tokens.to(self.device, torch.float32)
 
-    @contextmanager
-    def _vae_on_device(self):
-        vae = self.components.vae
-        if vae is None:
-            raise ValueError("validation needs the VAE: load the components with 'vae'")
-        vae.to(self.device)
-        try:
-            yield vae
-        finally:
-            vae.to("cpu")
 
-    def _scheduler(self, steps: int):
-        """A fresh scheduler for ``steps`` steps (set_timesteps/step keep state: never reuse the shared one).
-
-        With one step the terminal-shift stretch (shift_terminal) divides 0 by 0 and every sigma becomes NaN; a
-        single Euler step from sigma 1 needs no stretch, so it is dropped there.
-        """
-        base = self.components.scheduler
-        if steps == 1 and base.config.get("shift_terminal"):
-            return type(base).from_config(base.config, shift_terminal=None)
-        return copy.deepcopy(base)
