@@ -121,26 +121,9 @@ def tiny_omni_dir() -> Path:
 
 
 def _tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import Qwen2TokenizerFast
+    from ltx_train_lib.models.tiny_qwen import train_qwen_tokenizer
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=600,
-        special_tokens=list(SPECIAL_TOKENS),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(list(_CORPUS), trainer)
-    return Qwen2TokenizerFast(
-        tokenizer_object=tok,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        chat_template=CHAT_TEMPLATE,
-        extra_special_tokens=TOKEN_NAMES,
-    )
+    return train_qwen_tokenizer(SPECIAL_TOKENS, _CORPUS, CHAT_TEMPLATE, extra_special_tokens=TOKEN_NAMES)
 
 
 def _unreadable_token_ids(tokenizer) -> list[int]:

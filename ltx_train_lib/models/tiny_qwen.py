@@ -111,6 +111,12 @@ def tiny_qwen_vl_dir() -> Path:
 
 
 def _tokenizer():
+    return train_qwen_tokenizer(SPECIAL_TOKENS, _CORPUS, CHAT_TEMPLATE)
+
+
+def train_qwen_tokenizer(special_tokens, corpus, chat_template: str, **extra):
+    """A byte-level BPE tokenizer trained on ``corpus`` with Qwen's special tokens, as a ``Qwen2TokenizerFast``
+    (the tiny Qwen2.5-VL and Qwen2.5-Omni captioners share it; ``extra``: more tokenizer arguments)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import Qwen2TokenizerFast
 
@@ -120,16 +126,17 @@ def _tokenizer():
     # The full byte alphabet keeps any instruction encodable (no unknown tokens), as in Qwen's real tokenizer.
     trainer = trainers.BpeTrainer(
         vocab_size=600,
-        special_tokens=list(SPECIAL_TOKENS),
+        special_tokens=list(special_tokens),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(list(_CORPUS), trainer)
+    tok.train_from_iterator(list(corpus), trainer)
     return Qwen2TokenizerFast(
         tokenizer_object=tok,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
-        chat_template=CHAT_TEMPLATE,
+        chat_template=chat_template,
+        **extra,
     )
 
 
