@@ -463,6 +463,13 @@ def scheduler_names() -> list[str]:
     return list(getattr(samplers, "SCHEDULERS", None) or FALLBACK_SCHEDULERS)
 
 
+def vae_decode(vae: Any, samples: Any) -> Any:
+    """ComfyUI's VAE decode of a LATENT's samples, as batch x frames x H x W x 3 in [0, 1]: what VAE Decode does
+    (``vae.decode``) before it folds a video's frames into the IMAGE batch."""
+    images = vae.decode(samples)
+    return images[:, None] if images.ndim == 4 else images  # an image model: one frame each
+
+
 def ksample(
     model: Any,
     seed: int,

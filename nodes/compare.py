@@ -195,6 +195,35 @@ def zero_conditioning(conditioning: list) -> list:
     return out
 
 
+NAME_CARD = (1, 64, 256)  # frames, height, width of a tile when no VAE is connected
+
+
+def comparison_image(entries: list[Entry], outs: list[dict[str, Any]], vae: Any, chosen: Entry) -> Any:
+    """The labelled grid (nodes/comparison_grid.py) of every entry's decoded sample(s); name cards without a VAE."""
+    import torch
+
+    from .comparison_grid import labelled_grid
+
+    videos, labels = [], []
+    for entry, out in zip(entries, outs, strict=True):
+        name = entry.label + (" (picked)" if entry is chosen else "")
+        decoded = comfy.vae_decode(vae, out["samples"]) if vae is not None else None
+        count = out["samples"].shape[0]
+        for k in range(count):
+            videos.append(decoded[k] if decoded is not None else torch.zeros(*NAME_CARD, 3))
+            labels.append(name if count == 1 else f"{name} #{k}")
+    return labelled_grid(videos, labels)
+
+
+def preview_of(grid: Any, name: str) -> dict[str, list]:
+    """The grid's middle frame as the node's image preview."""
+    import torch
+
+    frame = grid[grid.shape[0] // 2]
+    rgb = (frame.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    return comfy.ui_images([comfy.save_preview_image(rgb, f"compare_{name}")])
+
+
 def batch_latents(outs: list[dict[str, Any]]) -> dict[str, Any]:
     """The samples of every entry as one LATENT batch, entry after entry (each entry keeps its own batch)."""
     import torch
@@ -262,12 +291,14 @@ class CompareCheckpoints:
         "from the same latent and seed. Outputs one latent per checkpoint as a batch (for VAE Decode), the list of "
         "checkpoints, and the picked LoRA, optionally copied into models/loras."
     )
-    RETURN_TYPES = ("LATENT", "STRING", "STRING")
-    RETURN_NAMES = ("latents", "checkpoints", "picked_lora")
+    RETURN_TYPES = ("LATENT", "STRING", "STRING", "IMAGE")
+    RETURN_NAMES = ("latents", "checkpoints", "picked_lora", "comparison")
     OUTPUT_TOOLTIPS = (
         "One sample per entry of 'checkpoints', in that order (batch index in brackets): decode with VAE Decode.",
         "The compared entries, one per line: batch index, training step and LoRA file; the picked one is marked.",
         "The picked LoRA: its name in models/loras when save_as is set (what LoRA loaders list), else its file path.",
+        "The samples decoded with 'vae', side by side under their names (step, base model), frame by frame: a "
+        "labelled video grid for Save Animated WEBP, Create Video or Preview Image. Without a VAE: the name cards.",
     )
     FUNCTION = "compare"
     OUTPUT_NODE = True
@@ -312,6 +343,8 @@ class CompareCheckpoints:
                                           "save_as (an identical one is kept)."}),
             },
             "optional": {
+                "vae": ("VAE", {"tooltip": "The VAE of the model (e.g. from Load Checkpoint): decodes every sample into "
+                                "the labelled 'comparison' grid and the node's preview."}),
                 "positive": ("CONDITIONING", {"tooltip": "The prompt (e.g. CLIP Text Encode + LTXV Conditioning). Not "
                                               "connected: the cached caption embedding of the first training clip, "
                                               "at the LoRA's frame rate (LTX-Video LoRAs only), so no text encoder "
@@ -340,6 +373,7 @@ class CompareCheckpoints:
         overwrite: bool,
         positive: Any = None,
         negative: Any = None,
+        vae: Any = None,
         unique_id: str | None = None,
     ) -> dict[str, Any]:
         from .export import save_into_loras
@@ -410,4 +444,8 @@ class CompareCheckpoints:
         lines = [head, *rows, f"picked: step {chosen.step}: {chosen.lora} ({why})", *notes]
         if reused:
             lines.append(f"reused the samples of the previous run for {reused} of {len(entries)} entries")
-        return {"ui": comfy.ui_text(lines, unique_id), "result": (batch_latents(outs), "\n".join(rows), picked)}
+        grid = comparison_image(entries, outs, vae, chosen)
+        if vae is None:
+            lines.append("comparison: connect the model's VAE to 'vae' to see the decoded samples side by side")
+        ui = {**comfy.ui_text(lines, unique_id), **preview_of(grid, lora.name)}
+        return {"ui": ui, "result": (batch_latents(outs), "\n".join(rows), picked, grid)}

@@ -148,59 +148,71 @@ def build_config(
     return PrecomputeConfig.from_options(options, names=_widget_names())
 
 
-class PrecomputeLatents:
-    """Encode captions (T5) and clips (VAE) once, so training reads small tensors."""
+def all_settings_inputs() -> dict[str, dict[str, Any]]:
+    """The all-settings PrecomputeLatents node's inputs (``required`` in saved-workflow order, ``optional``)."""
+    from ltx_train_lib.precompute import PrecomputeConfig as C
+
+    def describe(field: str, extra: str) -> str:
+        return f"{C.model_fields[field].description} {extra}"
+
+    schema = {widget: schema_widget(C, field, **opts) for widget, field, opts in _SCHEMA_WIDGETS}
+    return {
+        "required": {
+            "dataset": schema_widget(
+                C,
+                "dataset_file",
+                default="",
+                tooltip_extra="Used when 'captions' is not connected; relative to ComfyUI's input folder.",
+            ),
+            "resolution_buckets": schema_widget(C, "resolution_buckets", default=DEFAULT_BUCKETS),
+            "model": model_widget(C.model_fields["model_source"].description or "", default=field_default(C, "model_source")),
+            "model_path": model_path_widget(),
+            **schema,
+            "dataset_name": (
+                "STRING",
+                {
+                    "default": "",
+                    "tooltip": "Work folder name for a dataset typed into 'dataset' (its cache goes to "
+                    "output/ltx_trainer/datasets/<name>/); empty = the dataset folder's name.",
+                },
+            ),
+        },
+        "optional": {
+            "captions": (T.CAPTIONS, {"tooltip": "Captions from Qwen Caption; replaces 'dataset' when connected."}),
+            "text_encoder": component_widget(
+                "text_encoders", describe("text_encoder_path", "Pick a file of models/text_encoders, or '(from model)'.")
+            ),
+            "vae": component_widget("vae", describe("vae_path", "Pick a file or folder of models/vae, or '(from model)'.")),
+        },
+    }
+
+
+# What the compact node shows: where the data comes from, its sizes, the model and the trigger word. The rest comes
+# from a Precompute Options node (its widgets are the all-settings node's others, same defaults and order).
+COMPACT_WIDGETS = ("dataset", "resolution_buckets", "model", "trigger_word")
+
+
+def option_widgets() -> dict[str, Any]:
+    inputs = all_settings_inputs()
+    widgets = {**inputs["required"], **{k: v for k, v in inputs["optional"].items() if k != "captions"}}
+    return {k: v for k, v in widgets.items() if k not in COMPACT_WIDGETS}
+
+
+def option_defaults() -> dict[str, Any]:
+    return {name: opts.get("default", kind[0] if isinstance(kind, list) else None) for name, (kind, opts) in
+            option_widgets().items()}
+
+
+class _PrecomputeNode:
+    """What both PrecomputeLatents nodes do with their values."""
 
     CATEGORY = "LTX Trainer/dataset"
-    SEARCH_ALIASES = ["precompute", "preprocess dataset", "encode latents", "cache latents", "vae encode dataset", "text embeddings"]
-    DESCRIPTION = (
-        "Computes the text embeddings and VAE latents of every captioned clip into .precomputed/ (the reference "
-        "trainer's layout). Only changed samples are recomputed; bad clips are skipped with a reason. Takes the "
-        "captions of a Qwen Caption node, or an existing caption file / dataset folder typed into 'dataset'."
-    )
     RETURN_TYPES = (T.DATASET,)
     RETURN_NAMES = ("dataset",)
     OUTPUT_TOOLTIPS = ("The precomputed dataset, ready for Train LoRA.",)
     FUNCTION = "precompute"
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        from ltx_train_lib.precompute import PrecomputeConfig as C
-
-        def describe(field: str, extra: str) -> str:
-            return f"{C.model_fields[field].description} {extra}"
-
-        schema = {widget: schema_widget(C, field, **opts) for widget, field, opts in _SCHEMA_WIDGETS}
-        return {
-            "required": {
-                "dataset": schema_widget(
-                    C,
-                    "dataset_file",
-                    default="",
-                    tooltip_extra="Used when 'captions' is not connected; relative to ComfyUI's input folder.",
-                ),
-                "resolution_buckets": schema_widget(C, "resolution_buckets", default=DEFAULT_BUCKETS),
-                "model": model_widget(C.model_fields["model_source"].description or "", default=field_default(C, "model_source")),
-                "model_path": model_path_widget(),
-                **schema,
-                "dataset_name": (
-                    "STRING",
-                    {
-                        "default": "",
-                        "tooltip": "Work folder name for a dataset typed into 'dataset' (its cache goes to "
-                        "output/ltx_trainer/datasets/<name>/); empty = the dataset folder's name.",
-                    },
-                ),
-            },
-            "optional": {
-                "captions": (T.CAPTIONS, {"tooltip": "Captions from Qwen Caption; replaces 'dataset' when connected."}),
-                "text_encoder": component_widget(
-                    "text_encoders", describe("text_encoder_path", "Pick a file of models/text_encoders, or '(from model)'.")
-                ),
-                "vae": component_widget("vae", describe("vae_path", "Pick a file or folder of models/vae, or '(from model)'.")),
-            },
-            "hidden": {"unique_id": "UNIQUE_ID"},
-        }
+    SEARCH_ALIASES = ["precompute", "preprocess dataset", "encode latents", "cache latents", "vae encode dataset",
+                      "text embeddings", "audio latents"]
 
     @classmethod
     def IS_CHANGED(cls, dataset: str = "", **_: Any) -> str:
@@ -215,30 +227,13 @@ class PrecomputeLatents:
         except Exception as exc:  # noqa: BLE001 - the node itself reports the problem when it runs
             return f"error: {exc}"
 
-    def precompute(
-        self,
-        dataset: str,
-        resolution_buckets: str,
-        model: str,
-        model_path: str,
-        trigger_word: str,
-        remove_llm_prefixes: bool,
-        decode_videos: bool,
-        vae_tiling: bool,
-        reshape_mode: str,
-        frame_selection: str,
-        batch_size: int,
-        load_text_encoder_in_8bit: bool,
-        precompute_seed: int,
-        device: str,
-        dataset_name: str,
-        captions: T.CaptionSet | None = None,
-        unique_id: str | None = None,
-        text_encoder: str = FROM_MODEL,
-        vae: str = FROM_MODEL,
-    ):
+    def _precompute(self, values: dict[str, Any], captions: T.CaptionSet | None, unique_id: str | None):
         from ltx_train_lib.errors import DatasetError, LtxTrainError
         from ltx_train_lib.precompute import preprocess_dataset, resolve_dataset_file
+
+        dataset, dataset_name = values["dataset"], values["dataset_name"]
+        model, model_path = values["model"], values["model_path"]
+        text_encoder, vae = values.get("text_encoder", FROM_MODEL), values.get("vae", FROM_MODEL)
 
         if captions is not None:
             captions_file, name = captions.captions_file, captions.name
@@ -253,19 +248,7 @@ class PrecomputeLatents:
                 "folder into 'dataset'"
             )
         model_source = resolve_model(model, model_path, "PrecomputeLatents.model")
-        widgets = {
-            "resolution_buckets": resolution_buckets,
-            "trigger_word": trigger_word,
-            "remove_llm_prefixes": remove_llm_prefixes,
-            "decode_videos": decode_videos,
-            "vae_tiling": vae_tiling,
-            "reshape_mode": reshape_mode,
-            "frame_selection": frame_selection,
-            "batch_size": batch_size,
-            "load_text_encoder_in_8bit": load_text_encoder_in_8bit,
-            "precompute_seed": precompute_seed,
-            "device": device,
-        }
+        widgets = {w: values[w] for w in ("resolution_buckets", *(w for w, _, _ in _SCHEMA_WIDGETS))}
         config = build_config(
             widgets,
             captions_file,
@@ -309,3 +292,75 @@ class PrecomputeLatents:
         )
         ui = {**decoded_previews(result.output_dir), **comfy.ui_text(in_widget_terms(result.summary()), unique_id)}
         return {"ui": ui, "result": (record,)}
+
+
+class PrecomputeLatents(_PrecomputeNode):
+    """Encode captions (text encoder), clips (VAE) and their sound (audio VAE, LTX-2) once, so training reads small
+    tensors: the data, sizes, model and trigger word as widgets, the rest from an optional Precompute Options node."""
+
+    DESCRIPTION = (
+        "Computes the text embeddings and VAE latents (and, for LTX-2, the audio latents of clips with sound) of every "
+        "captioned clip into .precomputed/ (the reference trainer's layout). Only changed samples are recomputed; bad "
+        "clips are skipped with a reason. Takes the captions of a Qwen Caption node, or an existing caption file / "
+        "dataset folder typed into 'dataset'. Other settings (device, batch size, VAE tiling, frame selection, "
+        "component files...) come from a Precompute Options node connected to 'options'."
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        inputs = all_settings_inputs()
+        return {
+            "required": {k: inputs["required"][k] for k in COMPACT_WIDGETS},
+            "optional": {
+                "captions": inputs["optional"]["captions"],
+                "options": (T.PRECOMPUTE_OPTIONS, {"tooltip": (
+                    "Every other encoding setting, from a Precompute Options node; unconnected = that node's "
+                    "defaults.")}),
+            },
+            "hidden": {"unique_id": "UNIQUE_ID"},
+        }
+
+    def precompute(self, captions: T.CaptionSet | None = None, options: dict[str, Any] | None = None,
+                   unique_id: str | None = None, **values: Any):
+        return self._precompute({**option_defaults(), **(options or {}), **values}, captions, unique_id)
+
+
+class PrecomputeOptions:
+    """Every encoding setting the compact PrecomputeLatents node does not show, for its 'options' input."""
+
+    CATEGORY = "LTX Trainer/dataset"
+    SEARCH_ALIASES = ["precompute options", "encoding options", "vae tiling", "preprocess options"]
+    DESCRIPTION = (
+        "The rest of PrecomputeLatents' settings (model path, text encoder and VAE files, device, batch size, VAE "
+        "tiling, reshape mode, frame selection, 8-bit text encoder, seed, decoded previews, work folder name). "
+        "Defaults, ranges and help come from the preprocessing schema."
+    )
+    RETURN_TYPES = (T.PRECOMPUTE_OPTIONS,)
+    RETURN_NAMES = ("options",)
+    OUTPUT_TOOLTIPS = ("Settings for Precompute Latents' 'options' input.",)
+    FUNCTION = "options"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": option_widgets()}
+
+    def options(self, **values: Any) -> tuple[dict[str, Any]]:
+        return (dict(values),)
+
+
+class PrecomputeLatentsAllSettings(_PrecomputeNode):
+    """The first release's PrecomputeLatents, every setting a widget: kept so saved workflows load and run unchanged."""
+
+    DEPRECATED = True  # hidden from the node search; saved workflows still load it
+    SEARCH_ALIASES: list[str] = []
+    DESCRIPTION = (
+        "Precompute Latents with every setting as a widget (the first release's node, kept for saved workflows). New "
+        "graphs: use Precompute Latents with a Precompute Options node; the same settings give the same cache."
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {**all_settings_inputs(), "hidden": {"unique_id": "UNIQUE_ID"}}
+
+    def precompute(self, captions: T.CaptionSet | None = None, unique_id: str | None = None, **values: Any):
+        return self._precompute({"text_encoder": FROM_MODEL, "vae": FROM_MODEL, **values}, captions, unique_id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio  # cheap: ComfyUI runs on asyncio, it is always loaded there
 import contextlib
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,9 @@ from .schema_widgets import (
 
 log = logging.getLogger("ltx_trainer.nodes")
 
-NODE_TYPE = "LTXTrainer_TrainLoRA"  # the web monitor keys on this id
+# The web monitor (web/ltx_trainer_monitor.js NODE_TYPES) attaches to both training nodes.
+NODE_TYPE = "LTXTrainer_TrainLoRA_v2"  # the compact node
+LEGACY_NODE_TYPE = "LTXTrainer_TrainLoRA"  # all settings as widgets (the first release)
 POLL_S = 0.2  # how often events and the Cancel flag are checked
 # A step of a big model plus writing its checkpoint can take longer than the library's 20 s default.
 CANCEL_TIMEOUT_S = 120.0
@@ -188,8 +191,13 @@ def build_config(dataset: T.PrecomputedSet, values: dict[str, Any]) -> dict[str,
         model_source = resolve_model(values["model"], free_text, "TrainLoRA.model")
     _check_latents_fit(model_source, dataset.model_source)
     cfg["model"]["model_source"] = model_source
-    if dataset.trigger_word:
-        cfg.setdefault("data", {})["trigger_word"] = dataset.trigger_word  # for the LoRA metadata and the model card
+    # The compact node has a trigger_word widget and writes the word into its validation prompts; the all-settings
+    # node (no such widget) keeps its first-release behaviour (and job ids): the dataset's word, prompts as typed.
+    trigger = resolve_trigger_word(dataset, values.get("trigger_word") or "")
+    if trigger:
+        cfg.setdefault("data", {})["trigger_word"] = trigger  # for the LoRA metadata and the model card
+        if "trigger_word" in values:
+            cfg["validation"]["prompts"] = [with_trigger_word(p, trigger) for p in cfg["validation"]["prompts"]]
     cfg["model"]["text_encoder_path"] = resolve_component("text_encoders", values["text_encoder"], "TrainLoRA.text_encoder")
     cfg["model"]["vae_path"] = resolve_component("vae", values["vae"], "TrainLoRA.vae")
     cfg["data"] = {**cfg.get("data", {}), "preprocessed_data_root": str(dataset.precomputed_dir)}
@@ -300,16 +308,96 @@ class TrainingStopped(Exception):
     """The job was stopped from outside this node (the monitor's Cancel button or a signal)."""
 
 
-class TrainLoRA:
-    """Train an LTX-Video LoRA on a precomputed dataset, in its own process."""
+# The settings most runs change: the compact node shows these, and every other setting comes from a Training Options
+# node (its widgets are the rest of the all-settings node's, with the same defaults, in the same order).
+COMPACT_WIDGETS = ("model", "steps", "learning_rate", "rank", "alpha", "validation_prompts", "validation_interval",
+                   "memory_budget_gb")
+TRIGGER_PLACEHOLDER = "[trigger]"
+
+
+def all_settings_widgets() -> dict[str, Any]:
+    """Every setting widget of the all-settings TrainLoRA node, in its (saved-workflow) order, without ``dataset``."""
+    widgets: dict[str, Any] = {
+        "model": model_widget(
+            "Base model to train. '(same as dataset)' uses the model that encoded the dataset (latents only fit "
+            "the VAE that made them).",
+            extra_first=[FROM_DATASET],
+            default=NODE_DEFAULTS["model"],
+        ),
+        "model_path": model_path_widget(),
+        "text_encoder": component_widget(
+            "text_encoders", "Text encoder for validation videos (T5 for LTX-Video, Gemma for LTX-2): a file in "
+            "models/text_encoders, or from the model."
+        ),
+        "vae": component_widget("vae", "VAE for validation videos: a file in models/vae, or from the model."),
+    }
+    trailing = {}
+    for widget, section, field, opts in _schema_fields():
+        if widget in NODE_DEFAULTS:
+            opts = {**opts, "default": NODE_DEFAULTS[widget]}
+        (trailing if widget in TRAILING else widgets)[widget] = schema_widget(section, field, **opts)
+    widgets.update(_dims_widgets())
+    widgets["num_processes"] = (
+        "INT",
+        {"default": 1, "min": 1, "max": 64, "tooltip": "Training processes (one per GPU; on CPU, gloo processes)."},
+    )
+    widgets["job_name"] = (
+        "STRING",
+        {"default": "", "tooltip": "Name shown in the LTX Trainer panel; empty = '<dataset> r<rank> <steps> steps'."},
+    )
+    widgets["extra_config"] = (
+        "STRING",
+        {
+            "default": "",
+            "multiline": True,
+            "tooltip": "Optional YAML merged over the settings above, for any other config field, e.g. "
+            "'optimization:\\n  scheduler_params: {power: 2}'.",
+        },
+    )
+    widgets.update(trailing)
+    return widgets
+
+
+def option_widgets() -> dict[str, Any]:
+    """The Training Options node's widgets: every setting the compact TrainLoRA does not show."""
+    return {k: v for k, v in all_settings_widgets().items() if k not in COMPACT_WIDGETS}
+
+
+def option_defaults() -> dict[str, Any]:
+    """What a compact TrainLoRA without an options input trains with: a fresh Training Options node's values."""
+    return {name: opts.get("default", kind[0] if isinstance(kind, list) else None) for name, (kind, opts) in
+            option_widgets().items()}
+
+
+def with_trigger_word(prompt: str, trigger: str) -> str:
+    """A validation prompt that shows the LoRA: ``[trigger]`` becomes the trigger word, and a prompt without it gets
+    it in front, as the captions it was trained on had it (PrecomputeLatents puts it first)."""
+    if TRIGGER_PLACEHOLDER in prompt:
+        return prompt.replace(TRIGGER_PLACEHOLDER, trigger)
+    if re.search(rf"(?<!\w){re.escape(trigger)}(?!\w)", prompt, flags=re.IGNORECASE):
+        return prompt
+    return f"{trigger} {prompt}"
+
+
+def resolve_trigger_word(dataset: T.PrecomputedSet, text: str) -> str | None:
+    """The LoRA's trigger word: the one the dataset's captions were encoded with, or, for a dataset encoded without
+    one (captions that already hold it), the word typed into TrainLoRA.trigger_word."""
+    from ltx_train_lib.errors import ConfigError
+
+    typed = (text or "").strip()
+    if dataset.trigger_word and typed and typed != dataset.trigger_word:
+        raise ConfigError(
+            f"TrainLoRA.trigger_word: '{typed}' is not the trigger word '{dataset.trigger_word}' this dataset's "
+            "captions were encoded with (PrecomputeLatents.trigger_word); leave it empty to use the dataset's, or "
+            f"encode the captions again with PrecomputeLatents.trigger_word '{typed}'"
+        )
+    return dataset.trigger_word or typed or None
+
+
+class _TrainNode:
+    """What both TrainLoRA nodes do with their values: start (or resume, or reuse) the job and follow it."""
 
     CATEGORY = "LTX Trainer/training"
-    SEARCH_ALIASES = ["train lora", "lora training", "ltx train", "ltxv lora", "fine-tune", "finetune", "trainer"]
-    DESCRIPTION = (
-        "Trains a LoRA in a separate accelerate process (ComfyUI's models are unloaded first). Shows step, loss and "
-        "ETA; Cancel stops training after a resumable checkpoint, and queueing again resumes. The job folder is "
-        "output/ltx_trainer/jobs/<job id>/ (the same settings and data always give the same job)."
-    )
     RETURN_TYPES = (T.LORA, "LOSS_MAP")
     RETURN_NAMES = ("lora", "loss")
     OUTPUT_TOOLTIPS = (
@@ -318,53 +406,9 @@ class TrainLoRA:
     )
     FUNCTION = "train"
     OUTPUT_NODE = True
+    HIDDEN = {"unique_id": "UNIQUE_ID", "extra_pnginfo": "EXTRA_PNGINFO"}
 
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        required: dict[str, Any] = {
-            "dataset": (T.DATASET, {"tooltip": "Precomputed dataset (from Precompute Latents)."}),
-            "model": model_widget(
-                "Base model to train. '(same as dataset)' uses the model that encoded the dataset (latents only fit "
-                "the VAE that made them).",
-                extra_first=[FROM_DATASET],
-                default=NODE_DEFAULTS["model"],
-            ),
-            "model_path": model_path_widget(),
-            "text_encoder": component_widget(
-                "text_encoders", "Text encoder for validation videos (T5 for LTX-Video, Gemma for LTX-2): a file in "
-                "models/text_encoders, or from the model."
-            ),
-            "vae": component_widget("vae", "VAE for validation videos: a file in models/vae, or from the model."),
-        }
-        trailing = {}
-        for widget, section, field, opts in _schema_fields():
-            if widget in NODE_DEFAULTS:
-                opts = {**opts, "default": NODE_DEFAULTS[widget]}
-            (trailing if widget in TRAILING else required)[widget] = schema_widget(section, field, **opts)
-        required.update(_dims_widgets())
-        required["num_processes"] = (
-            "INT",
-            {"default": 1, "min": 1, "max": 64, "tooltip": "Training processes (one per GPU; on CPU, gloo processes)."},
-        )
-        required["job_name"] = (
-            "STRING",
-            {"default": "", "tooltip": "Name shown in the LTX Trainer panel; empty = '<dataset> r<rank> <steps> steps'."},
-        )
-        required["extra_config"] = (
-            "STRING",
-            {
-                "default": "",
-                "multiline": True,
-                "tooltip": "Optional YAML merged over the settings above, for any other config field, e.g. "
-                "'optimization:\\n  scheduler_params: {power: 2}'.",
-            },
-        )
-        required.update(trailing)
-        return {"required": required, "hidden": {"unique_id": "UNIQUE_ID", "extra_pnginfo": "EXTRA_PNGINFO"}}
-
-    async def train(
-        self, dataset: T.PrecomputedSet, unique_id: str | None = None, extra_pnginfo: Any = None, **values: Any
-    ):
+    async def _run(self, dataset: T.PrecomputedSet, values: dict[str, Any], unique_id: str | None, extra_pnginfo: Any):
         from ltx_train_lib import jobs
         from ltx_train_lib.config import config_from_dict
 
@@ -495,3 +539,88 @@ class TrainLoRA:
         loss_map = {"loss": [losses[s] for s in sorted(losses)]}
         return {"ui": ui, "result": (record, loss_map)}
 
+
+
+class TrainLoRA(_TrainNode):
+    """Train an LTX LoRA on a precomputed dataset, in its own process: the settings most runs change as widgets,
+    the rest from an optional Training Options node."""
+
+    SEARCH_ALIASES = ["train lora", "lora training", "ltx train", "ltxv lora", "ltx-2 lora", "fine-tune", "finetune",
+                      "trainer"]
+    DESCRIPTION = (
+        "Trains a LoRA in a separate accelerate process (ComfyUI's models are unloaded first). Shows step, loss and "
+        "ETA; Cancel stops training after a resumable checkpoint, and queueing again resumes. Every other setting "
+        "(optimizer, precision, validation size, checkpoints, extra YAML...) comes from a Training Options node "
+        "connected to 'options'. The job folder is output/ltx_trainer/jobs/<job id>/ (the same settings and data "
+        "always give the same job)."
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        widgets = all_settings_widgets()
+        required: dict[str, Any] = {"dataset": (T.DATASET, {"tooltip": "Precomputed dataset (from Precompute Latents)."})}
+        for name in COMPACT_WIDGETS:
+            required[name] = widgets[name]
+            if name == "alpha":
+                required["trigger_word"] = ("STRING", {"default": "", "tooltip": (
+                    "The LoRA's trigger word, written into its metadata and model card and into every validation "
+                    f"prompt that lacks it ({TRIGGER_PLACEHOLDER} in a prompt marks where; otherwise it goes first). "
+                    "Empty = the word the dataset was encoded with (PrecomputeLatents.trigger_word); type one only "
+                    "for a dataset whose captions already hold it.")})
+        required["validation_prompts"][1]["tooltip"] += f" {TRIGGER_PLACEHOLDER} stands for the trigger word."
+        return {
+            "required": required,
+            "optional": {"options": (T.TRAIN_OPTIONS, {"tooltip": (
+                "Every other training setting, from a Training Options node; unconnected = that node's defaults.")})},
+            "hidden": dict(cls.HIDDEN),
+        }
+
+    async def train(self, dataset: T.PrecomputedSet, options: dict[str, Any] | None = None, unique_id: str | None = None,
+                    extra_pnginfo: Any = None, **values: Any):
+        # An options record from an older version may lack newer settings: those take their defaults.
+        return await self._run(dataset, {**option_defaults(), **(options or {}), **values}, unique_id, extra_pnginfo)
+
+
+class TrainingOptions:
+    """Every training setting the compact TrainLoRA node does not show, as one record for its 'options' input."""
+
+    CATEGORY = "LTX Trainer/training"
+    SEARCH_ALIASES = ["training options", "lora options", "optimizer", "advanced training", "ltx options"]
+    DESCRIPTION = (
+        "The rest of a training run's settings (optimizer, scheduler, precision, quantization, LoRA targets and "
+        "modalities, validation size and steps, checkpoints, processes, extra YAML) for Train LoRA's 'options' input. "
+        "Defaults, ranges and help come from the training config's schema."
+    )
+    RETURN_TYPES = (T.TRAIN_OPTIONS,)
+    RETURN_NAMES = ("options",)
+    OUTPUT_TOOLTIPS = ("Settings for Train LoRA's 'options' input.",)
+    FUNCTION = "options"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": option_widgets()}
+
+    def options(self, **values: Any) -> tuple[dict[str, Any]]:
+        return (dict(values),)
+
+
+class TrainLoRAAllSettings(_TrainNode):
+    """The first release's TrainLoRA, every setting a widget: kept so saved workflows load and run unchanged (their
+    widget values are positional); new graphs use the compact node with Training Options."""
+
+    DEPRECATED = True  # hidden from the node search; saved workflows still load it
+    SEARCH_ALIASES: list[str] = []
+    DESCRIPTION = (
+        "Train LoRA with every setting as a widget (the first release's node, kept for saved workflows). New graphs: "
+        "use Train LoRA with a Training Options node; the same settings give the same job."
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        required = {"dataset": (T.DATASET, {"tooltip": "Precomputed dataset (from Precompute Latents)."}),
+                    **all_settings_widgets()}
+        return {"required": required, "hidden": dict(cls.HIDDEN)}
+
+    async def train(self, dataset: T.PrecomputedSet, unique_id: str | None = None, extra_pnginfo: Any = None,
+                    **values: Any):
+        return await self._run(dataset, values, unique_id, extra_pnginfo)

@@ -34,8 +34,9 @@ pytestmark = [
 
 ROOT = Path(__file__).resolve().parents[1]
 OUR_NODES = [
-    "LTXTrainer_LoadVideos", "LTXTrainer_SplitScenes", "LTXTrainer_QwenCaption", "LTXTrainer_PrecomputeLatents",
-    "LTXTrainer_TrainLoRA", "LTXTrainer_ConvertComfy", "LTXTrainer_PushToHub", "LTXTrainer_CompareCheckpoints",
+    "LTXTrainer_LoadVideos", "LTXTrainer_SplitScenes", "LTXTrainer_QwenCaption", "LTXTrainer_PrecomputeLatents_v2",
+    "LTXTrainer_PrecomputeOptions", "LTXTrainer_TrainLoRA_v2", "LTXTrainer_TrainingOptions", "LTXTrainer_ConvertComfy",
+    "LTXTrainer_PushToHub", "LTXTrainer_CompareCheckpoints", "LTXTrainer_PrecomputeLatents", "LTXTrainer_TrainLoRA",
 ]
 FRONTEND_ONLY = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
 
@@ -202,7 +203,12 @@ def test_nodes_are_listed_in_object_info(comfy):
         assert info[name]["category"].startswith("LTX Trainer/")
         for spec in {**info[name]["input"]["required"], **info[name]["input"].get("optional", {})}.values():
             assert spec[1].get("tooltip")
-    assert info["LTXTrainer_TrainLoRA"]["output"] == ["LTXT_LORA", "LOSS_MAP"]
+    for train in ("LTXTrainer_TrainLoRA_v2", "LTXTrainer_TrainLoRA"):
+        assert info[train]["output"] == ["LTXT_LORA", "LOSS_MAP"]
+    # the first release's all-settings nodes: still there for saved workflows, flagged deprecated (hidden in search)
+    assert info["LTXTrainer_TrainLoRA"]["deprecated"] is True and info["LTXTrainer_PrecomputeLatents"]["deprecated"] is True
+    assert not info["LTXTrainer_TrainLoRA_v2"].get("deprecated")
+    assert info["LTXTrainer_TrainLoRA_v2"]["input"]["optional"]["options"][0] == info["LTXTrainer_TrainingOptions"]["output"][0]
     if "search_aliases" in info["LoraLoader"]:  # a ComfyUI that sends SEARCH_ALIASES (newer than 0.3.64)
         from nodes import NODE_CLASS_MAPPINGS
 
@@ -221,7 +227,7 @@ def test_bundled_workflow_runs_end_to_end(comfy, name):
     result = comfy.wait(comfy.queue(prompt))
     assert result["status"]["status_str"] == "success", json.dumps(result["status"])[-3000:]
     outputs = result["outputs"]
-    train_id = next(k for k, v in prompt.items() if v["class_type"] == "LTXTrainer_TrainLoRA")
+    train_id = next(k for k, v in prompt.items() if v["class_type"] == "LTXTrainer_TrainLoRA_v2")
     assert "text" in outputs[train_id]
     saved = comfy.folders["loras"] / f"{lora_name}.safetensors"
     assert saved.is_file()
@@ -283,7 +289,8 @@ def test_cancel_ends_every_child_and_requeue_resumes(comfy):
     so nothing depends on how fast this machine trains."""
     info = comfy.get("/object_info")
     wf = _workflow("LTX Trainer, train from a dataset (tiny model, CPU)")
-    overrides = {"LTXTrainer_TrainLoRA": {"steps": 1_000_000, "validation_interval": 0, "checkpoint_interval": 0, "job_name": "cancel"},
+    overrides = {"LTXTrainer_TrainLoRA_v2": {"steps": 1_000_000, "validation_interval": 0},
+                 "LTXTrainer_TrainingOptions": {"checkpoint_interval": 0, "job_name": "cancel"},
                  "LTXTrainer_ConvertComfy": {"lora_name": f"it_{uuid.uuid4().hex[:8]}"}}
     prompt = to_api(wf, info, overrides)
     jobs_root = comfy.folders["output"] / "ltx_trainer" / "jobs"
@@ -365,14 +372,14 @@ def test_compare_checkpoints_samples_one_latent_per_checkpoint(comfy):
     from safetensors.torch import save_file
 
     info = comfy.get("/object_info")
-    assert info["LTXTrainer_CompareCheckpoints"]["output"] == ["LATENT", "STRING", "STRING"]
+    assert info["LTXTrainer_CompareCheckpoints"]["output"] == ["LATENT", "STRING", "STRING", "IMAGE"]
     assert info["LTXTrainer_CompareCheckpoints"]["input"]["required"]["sampler_name"][0] == info["KSampler"]["input"]["required"]["sampler_name"][0]
     probe = f"compare_{uuid.uuid4().hex[:8]}.latent"
     save_file({"latent_tensor": torch.randn(1, 8, 3, 2, 3, generator=torch.Generator().manual_seed(0)),
                "latent_format_version_0": torch.tensor([])}, str(comfy.folders["input"] / probe))
     prompt = to_api(_workflow("LTX Trainer, train from a dataset (tiny model, CPU)"), info,
                     {"LTXTrainer_ConvertComfy": {"lora_name": f"it_{uuid.uuid4().hex[:8]}"}})
-    train_id = next(k for k, v in prompt.items() if v["class_type"] == "LTXTrainer_TrainLoRA")
+    train_id = next(k for k, v in prompt.items() if v["class_type"] == "LTXTrainer_TrainLoRA_v2")
     prefix = f"compare_{uuid.uuid4().hex[:8]}"
     prompt["900"] = {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "ltx_tiny_comfy.safetensors"}}
     prompt["901"] = {"class_type": "LoadLatent", "inputs": {"latent": probe}}
@@ -381,8 +388,19 @@ def test_compare_checkpoints_samples_one_latent_per_checkpoint(comfy):
         "scheduler": "simple", "denoise": 1.0, "latent_image": ["901", 0], "strength": 1.0, "include_base_model": True,
         "pick_step": 0, "save_as": "", "overwrite": False}}
     prompt["903"] = {"class_type": "SaveLatent", "inputs": {"samples": ["902", 0], "filename_prefix": f"{prefix}_a"}}
+    prompt["904"] = {"class_type": "SaveImage", "inputs": {"images": ["902", 3], "filename_prefix": f"{prefix}_grid"}}
     result = comfy.wait(comfy.queue(prompt))
     assert result["status"]["status_str"] == "success", json.dumps(result["status"])[-3000:]
+    # the labelled comparison, saved by ComfyUI's own SaveImage: one row of 3 tiles (base, step 30, step 40)
+    from PIL import Image
+
+    from nodes.comparison_grid import GAP
+
+    grid_files = sorted(comfy.folders["output"].glob(f"{prefix}_grid_*.png"))  # one per frame
+    assert grid_files
+    with Image.open(grid_files[0]) as im:
+        assert (im.width - 2 * GAP) % 3 == 0 and im.height > 0, im.size
+    assert result["outputs"]["902"]["images"], "the node shows the grid as its preview"
     text = result["outputs"]["902"]["text"][0]
     rows = [ln for ln in text.splitlines() if ln.startswith("[")]
     assert [r.split(":")[0] for r in rows] == ["[0] base model (no LoRA)", "[1] step 30", "[2] step 40 (final)"], text

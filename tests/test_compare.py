@@ -217,7 +217,7 @@ def test_no_checkpoints_says_where_it_looked_and_how_to_keep_them(run):
 def test_each_checkpoint_sampled_alike_in_step_order_then_reused(run, fake_comfy, tmp_path):
     model, latent = FakeModel(), {"samples": torch.zeros(1, 8, 2, 2, 3)}
     out = node().compare(model, run, **_inputs(latent_image=latent))
-    latents, listing, picked = out["result"]
+    latents, listing, picked, grid = out["result"]
     samples = latents["samples"]
     assert samples.shape == (4, 8, 2, 2, 3)  # base, 10, 20, 30
     calls = [c for c in fake_comfy.calls if "model" in c]
@@ -275,7 +275,7 @@ def test_given_conditioning_and_batches_pass_through(run, fake_comfy):
     latent = {"samples": torch.zeros(2, 8, 2, 2, 3), "batch_index": [3, 4], "noise_mask": torch.ones(2, 1, 2, 2, 3)}
     out = node().compare(FakeModel(), run, **_inputs(latent_image=latent, include_base_model=False), positive=positive,
                          negative=negative)
-    latents, listing, _ = out["result"]
+    latents, listing, _, _ = out["result"]
     assert latents["samples"].shape[0] == 6 and latents["noise_mask"].shape[0] == 6 and "batch_index" not in latents
     assert listing.splitlines()[0] == "[0-1] step 10: lora_weights_step_00010_comfy.safetensors"
     call = next(c for c in fake_comfy.calls if "model" in c)
@@ -326,3 +326,49 @@ def test_ksample_is_common_ksamplers_call(monkeypatch):
     monkeypatch.setitem(comfy._modules, "comfy.sample", None)
     with pytest.raises(RuntimeError, match="needs ComfyUI"):
         comfy.ksample(FakeModel(), 0, 1, 1.0, "euler", "simple", [], [], {"samples": torch.zeros(1)})
+
+
+class FakeVAE:
+    """ComfyUI's VAE.decode for a video latent: batch x frames x H x W x 3. Each pixel is the sample's mean + the frame
+    index / 10, so a tile shows which sample and frame it holds."""
+
+    def decode(self, samples):
+        b, _, f = samples.shape[:3]
+        base = samples.float().mean(dim=(1, 2, 3, 4)).view(b, 1, 1, 1, 1).sigmoid()
+        frames = torch.arange(f).view(1, f, 1, 1, 1) / 10
+        return (base * 0 + frames + base / 10).expand(b, f, 24, 40, 3).clamp(0, 1)
+
+
+def test_the_comparison_grid_shows_every_decoded_sample_under_its_name(run, fake_comfy):
+    from nodes.comparison_grid import GAP, label_height
+
+    model, latent = FakeModel(), {"samples": torch.zeros(1, 8, 3, 2, 3)}
+    out = node().compare(model, run, **_inputs(latent_image=latent), vae=FakeVAE())
+    latents, listing, _, grid = out["result"]
+    decoded = FakeVAE().decode(latents["samples"])  # 4 entries x 3 frames x 24 x 40
+    strip = label_height(24)
+    assert grid.shape == (3, strip + 24, 4 * 40 + 3 * GAP, 3)  # one row of 4 tiles, every frame
+    for i in range(4):
+        left = i * (40 + GAP)
+        assert torch.allclose(grid[:, strip:, left:left + 40], decoded[i])  # the tile is that entry's sample
+        label = grid[0, :strip, left:left + 40]
+        assert label.max() > 0.5 and label.min() == 0  # white text on black
+    assert not torch.equal(grid[0, :strip, :40], grid[0, :strip, 40 + GAP:80 + GAP])  # each tile its own name
+    preview = out["ui"]["images"][0]
+    assert preview["type"] == "temp" and (comfy.temp_dir() / preview["subfolder"] / preview["filename"]).is_file()
+    # without a VAE: name cards, and the node says what to connect
+    out = node().compare(model, run, **_inputs(latent_image=latent))
+    assert out["result"][3].shape[0] == 1 and "connect the model's VAE to 'vae'" in out["ui"]["text"][0]
+
+
+def test_labelled_grid_wraps_rows_holds_last_frames_and_refuses_mixed_sizes():
+    from nodes.comparison_grid import GAP, label_height, labelled_grid
+
+    videos = [torch.full((f, 16, 20, 3), 0.5) for f in (2, 3, 3, 1, 3)]
+    grid = labelled_grid(videos, [f"step {i}" for i in range(5)], columns=4)
+    tile = label_height(16) + 16
+    assert grid.shape == (3, 2 * tile + GAP, 4 * 20 + 3 * GAP, 3)  # 4 + 1 tiles: two rows
+    assert torch.equal(grid[2, tile + GAP + label_height(16):, :20], videos[4][2])  # row 2, first tile
+    assert torch.equal(grid[2, label_height(16):tile, :20], videos[0][1])  # 2-frame video holds its last frame
+    with pytest.raises(ValueError, match=r"'b' is \(1, 8, 20, 3\), not frames x 16 x 20 x 3"):
+        labelled_grid([videos[0], torch.zeros(1, 8, 20, 3)], ["a", "b"])

@@ -100,13 +100,14 @@ def test_importing_the_pack_is_light_and_fast():
     )
     for r in results.values():
         assert r["heavy"] == []
-        assert len(r["nodes"]) == 8 and r["web"] == "./web"
+        assert len(r["nodes"]) == 12 and r["web"] == "./web"
     assert results["comfy"]["took"] < 2.0  # sanity bound only; the figure is printed above
 
 
 def test_node_ids_categories_and_outputs():
-    expected = {"LoadVideos", "SplitScenes", "QwenCaption", "PrecomputeLatents", "TrainLoRA", "ConvertComfy", "PushToHub",
-                "CompareCheckpoints"}
+    expected = {"LoadVideos", "SplitScenes", "QwenCaption", "PrecomputeLatents_v2", "PrecomputeOptions", "TrainLoRA_v2",
+                "TrainingOptions", "ConvertComfy", "PushToHub", "CompareCheckpoints",
+                "PrecomputeLatents", "TrainLoRA"}  # the last two: the first release's all-settings nodes
     assert set(NODE_CLASS_MAPPINGS) == {f"LTXTrainer_{n}" for n in expected}
     assert set(NODE_DISPLAY_NAME_MAPPINGS) == set(NODE_CLASS_MAPPINGS)
     for name, cls in NODE_CLASS_MAPPINGS.items():
@@ -114,25 +115,34 @@ def test_node_ids_categories_and_outputs():
         assert callable(getattr(cls, cls.FUNCTION)), name
         assert len(cls.RETURN_TYPES) == len(cls.RETURN_NAMES) == len(cls.OUTPUT_TOOLTIPS), name
         assert cls.DESCRIPTION
-    for sink in ("TrainLoRA", "ConvertComfy", "PushToHub", "CompareCheckpoints"):
+    for sink in ("TrainLoRA", "TrainLoRA_v2", "ConvertComfy", "PushToHub", "CompareCheckpoints"):
         assert node(sink).OUTPUT_NODE is True
+    # The all-settings nodes stay loadable for saved workflows but are hidden from the node search.
+    deprecated = {n for n, cls in NODE_CLASS_MAPPINGS.items() if getattr(cls, "DEPRECATED", False)}
+    assert deprecated == {"LTXTrainer_PrecomputeLatents", "LTXTrainer_TrainLoRA"}
+    assert all("legacy" in NODE_DISPLAY_NAME_MAPPINGS[n] for n in deprecated)
     # Node search: newer ComfyUI sends SEARCH_ALIASES as object_info's search_aliases (server.py node_info); older
     # versions ignore the attribute. Lower-case phrases, no repeats, none a copy of the display name.
     for name, cls in NODE_CLASS_MAPPINGS.items():
         aliases = cls.SEARCH_ALIASES
+        if name in deprecated:
+            assert aliases == [], name  # not to be found
+            continue
         assert isinstance(aliases, list) and 4 <= len(aliases) <= 10, name
         assert all(isinstance(a, str) and a == a.strip().lower() and a for a in aliases), name
         assert len(set(aliases)) == len(aliases), name
         assert NODE_DISPLAY_NAME_MAPPINGS[name].lower() not in aliases, name
-    assert "train lora" in node("TrainLoRA").SEARCH_ALIASES and "hugging face" in node("PushToHub").SEARCH_ALIASES
+    assert "train lora" in node("TrainLoRA_v2").SEARCH_ALIASES and "hugging face" in node("PushToHub").SEARCH_ALIASES
     # The graph connects only in valid ways: each custom type has exactly one kind of producer.
     producers: dict[str, set[str]] = {}
     for name, cls in NODE_CLASS_MAPPINGS.items():
         for t in cls.RETURN_TYPES:
             producers.setdefault(t, set()).add(name)
     assert producers[T.CAPTIONS] == {"LTXTrainer_QwenCaption"}
-    assert producers[T.DATASET] == {"LTXTrainer_PrecomputeLatents"}
-    assert producers[T.LORA] == {"LTXTrainer_TrainLoRA"}
+    assert producers[T.DATASET] == {"LTXTrainer_PrecomputeLatents_v2", "LTXTrainer_PrecomputeLatents"}
+    assert producers[T.LORA] == {"LTXTrainer_TrainLoRA_v2", "LTXTrainer_TrainLoRA"}
+    assert producers[T.TRAIN_OPTIONS] == {"LTXTrainer_TrainingOptions"}
+    assert producers[T.PRECOMPUTE_OPTIONS] == {"LTXTrainer_PrecomputeOptions"}
     assert producers[T.VIDEOS] == {"LTXTrainer_LoadVideos", "LTXTrainer_SplitScenes"}
     assert node("TrainLoRA").INPUT_TYPES()["required"]["dataset"][0] == T.DATASET
     assert node("PrecomputeLatents").INPUT_TYPES()["optional"]["captions"][0] == T.CAPTIONS
@@ -260,6 +270,70 @@ def test_precompute_widgets_derive_from_the_schema(tmp_path):
         precompute.build_config({**values, "resolution_buckets": "64x64x10"}, tmp_path, tmp_path, "tiny")
     with pytest.raises(ConfigError, match="PrecomputeLatents.batch_size 0: must be at least 1"):
         precompute.build_config({**values, "batch_size": 0}, tmp_path, tmp_path, "tiny")
+
+
+# ------------------------------------------------------------------------------------ compact nodes + options
+
+
+@pytest.mark.parametrize(("compact", "options", "legacy", "shown"), [
+    ("TrainLoRA_v2", "TrainingOptions", "TrainLoRA",
+     ["model", "steps", "learning_rate", "rank", "alpha", "validation_prompts", "validation_interval", "memory_budget_gb"]),
+    ("PrecomputeLatents_v2", "PrecomputeOptions", "PrecomputeLatents", ["dataset", "resolution_buckets", "model", "trigger_word"]),
+])
+def test_compact_nodes_show_the_common_settings_and_their_options_nodes_the_rest(compact, options, legacy, shown):
+    """Every setting of the all-settings node is on exactly one of the compact node and its options node, with the
+    same widget spec (type, default, range, tooltip from the schema) and, on the options node, in the same order."""
+    full = node(legacy).INPUT_TYPES()
+    full = {k: v for cat in ("required", "optional") for k, v in full.get(cat, {}).items()
+            if isinstance(v[0], list) or v[0] in WIDGET_TYPES}
+    small = node(compact).INPUT_TYPES()
+    rest = node(options).INPUT_TYPES()["required"]
+    widgets = [k for k, (kind, _) in small["required"].items() if isinstance(kind, list) or kind in WIDGET_TYPES]
+    assert [w for w in widgets if w != "trigger_word" or compact.startswith("Precompute")] == shown
+    assert small["optional"]["options"][0] == node(options).RETURN_TYPES[0]
+    assert set(shown).isdisjoint(rest) and set(shown) | set(rest) == set(full)
+    assert list(rest) == [k for k in full if k not in shown]
+    assert all(rest[k] == full[k] for k in rest)
+    same = [k for k in shown if k != "validation_prompts"]  # its tooltip adds the [trigger] placeholder
+    assert all(small["required"][k] == full[k] for k in same)
+    assert len(widgets) <= 10  # fits on screen at the default zoom
+
+
+def test_compact_train_with_options_builds_the_all_settings_config(tmp_path):
+    from nodes import train
+
+    ds = T.PrecomputedSet(tmp_path, None, "tiny", (), 1, "x")  # encoded without a trigger word
+    values = {**widget_defaults(node("TrainLoRA")), "model": train.FROM_DATASET, "rank": 8, "warmup_steps": 5,
+              "optimizer_type": "adamw", "validation_frames": 17, "extra_config": "optimization:\n  scheduler_params: {power: 2}"}
+    options = node("TrainingOptions")().options(**{k: values[k] for k in train.option_widgets()})[0]
+    shown = {k: values[k] for k in train.COMPACT_WIDGETS}
+    compact = {**train.option_defaults(), **options, **shown, "trigger_word": ""}
+    assert train.build_config(ds, compact) == train.build_config(ds, values)
+    # no options node: a fresh Training Options node's values
+    assert train.option_defaults() == widget_defaults(node("TrainingOptions"))
+
+
+def test_compact_train_writes_the_trigger_word_into_validation_prompts(tmp_path):
+    from ltx_train_lib.errors import ConfigError
+    from nodes import train
+
+    ds = T.PrecomputedSet(tmp_path, None, "tiny", (), 1, "x", trigger_word="zxq")
+    values = {**train.option_defaults(), **widget_defaults(node("TrainLoRA_v2")), "model": train.FROM_DATASET,
+              "validation_prompts": "a cat\n[trigger] style, a dog\nA ZXQ walking\nzxqq"}
+    cfg = train.build_config(ds, values)
+    assert cfg["validation"]["prompts"] == ["zxq a cat", "zxq style, a dog", "A ZXQ walking", "zxq zxqq"]
+    assert cfg["data"]["trigger_word"] == "zxq"
+    with pytest.raises(ConfigError, match=r"TrainLoRA.trigger_word: 'abc' is not the trigger word 'zxq' this dataset's "
+                                          r"captions were encoded with .* leave it empty"):
+        train.build_config(ds, {**values, "trigger_word": "abc"})
+    plain = T.PrecomputedSet(tmp_path, None, "tiny", (), 1, "x")  # captions that hold their own token
+    cfg = train.build_config(plain, {**values, "trigger_word": "abc"})
+    assert cfg["data"]["trigger_word"] == "abc" and cfg["validation"]["prompts"][0] == "abc a cat"
+    cfg = train.build_config(plain, values)
+    assert "trigger_word" not in cfg["data"] and cfg["validation"]["prompts"][0] == "a cat"
+    # the all-settings node keeps the first release's behaviour: prompts as typed
+    legacy = {**widget_defaults(node("TrainLoRA")), "model": train.FROM_DATASET, "validation_prompts": "a cat"}
+    assert train.build_config(ds, legacy)["validation"]["prompts"] == ["a cat"]
 
 
 def test_stage_widget_defaults_come_from_the_library():
@@ -441,6 +515,14 @@ def test_precompute_from_captions_shows_decoded_videos(captioned, media_root):
     assert len(previews) == 4 and all(p.suffix == ".mp4" and p.is_file() for p in previews)
     again = node("PrecomputeLatents")().precompute(**values, captions=record)["result"][0]
     assert again.fingerprint == ds.fingerprint
+    # The compact node with the same settings (the rest from a Precompute Options node) reuses that cache.
+    from nodes import precompute
+
+    options = node("PrecomputeOptions")().options(**{k: values[k] for k in precompute.option_widgets()})[0]
+    shown = {k: values[k] for k in precompute.COMPACT_WIDGETS}
+    compact = node("PrecomputeLatents_v2")().precompute(captions=record, options=options, **shown)
+    assert compact["result"][0] == again
+    assert "; 0 computed (0 latents, 0 captions); 4 reused from the cache" in compact["ui"]["text"][0]
     changed = node("PrecomputeLatents")().precompute(**{**values, "trigger_word": "qqq"}, captions=record)["result"][0]
     assert changed.fingerprint != ds.fingerprint  # other prompts: a new training job, not a resume
 
@@ -604,8 +686,15 @@ def test_training_cancel_resume_and_finished_requeue(root, tmp_path, tiny_model_
     texts: list[str] = []
     monkeypatch.setattr(comfy, "send_event", lambda event, data: sent.append((event, data)))
     monkeypatch.setattr(comfy, "progress_text", lambda text, node_id: texts.append(text))
+    from nodes import train
+
     ds = _dataset(tmp_path / "data")
-    values = _train_values(steps=30, job_name="cancel me")
+    # Cancel and resume on the compact node fed by a Training Options node; the finished re-queue on the all-settings
+    # node with the same settings: the same job. (The prompt already has the dataset's trigger word, which the
+    # compact node would otherwise put in front.)
+    values = _train_values(steps=30, job_name="cancel me", validation_prompts="zxq a moving pattern")
+    options = node("TrainingOptions")().options(**{k: values[k] for k in train.option_widgets()})[0]
+    compact = {"options": options, "trigger_word": "", **{k: values[k] for k in train.COMPACT_WIDGETS}}
     jobs_root = root / "output" / "ltx_trainer" / "jobs"
 
     def some_steps_done() -> bool:
@@ -613,7 +702,7 @@ def test_training_cancel_resume_and_finished_requeue(root, tmp_path, tiny_model_
 
     comfy.interrupt_hook = some_steps_done  # ComfyUI's Cancel button, pressed mid-training
     with pytest.raises(comfy.Interrupted):
-        asyncio.run(node("TrainLoRA")().train(ds, unique_id="7", **values))
+        asyncio.run(node("TrainLoRA_v2")().train(ds, unique_id="7", **compact))
     comfy.interrupt_hook = None
     (job_dir,) = list(jobs_root.iterdir())
     meta = json.loads((job_dir / "job.json").read_text())
@@ -632,7 +721,7 @@ def test_training_cancel_resume_and_finished_requeue(root, tmp_path, tiny_model_
     assert ("ltx_trainer.jobs", {}) in sent
 
     # Re-queue: the same job folder, resumed from the checkpoint, to the end.
-    out = asyncio.run(node("TrainLoRA")().train(ds, unique_id="7", **values))
+    out = asyncio.run(node("TrainLoRA_v2")().train(ds, unique_id="7", **compact))
     lora, loss = out["result"]
     assert lora.job_dir == job_dir and lora.lora.is_file() and lora.lora_comfy.is_file() and lora.steps == 30
     events = read_events(job_dir / "events.jsonl")
@@ -644,7 +733,7 @@ def test_training_cancel_resume_and_finished_requeue(root, tmp_path, tiny_model_
     assert json.loads((job_dir / "job.json").read_text())["status"] == "done"
     assert "LoRA health: ok at step 30 (" in out["ui"]["text"][0]  # the trainer's scan, from the file's header
 
-    # Third queue: finished, so the result comes back at once and nothing is spawned.
+    # Third queue, from the all-settings node: finished, so the result comes back at once and nothing is spawned.
     def no_spawn(*args, **kwargs):
         raise AssertionError("a finished job must not start a process")
 

@@ -75,9 +75,33 @@ def load(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def test_the_five_examples_are_there():
+PRE, TRAIN = "LTXTrainer_PrecomputeLatents_v2", "LTXTrainer_TrainLoRA_v2"
+OPTION_NODES = {PRE: "LTXTrainer_PrecomputeOptions", TRAIN: "LTXTrainer_TrainingOptions"}
+
+
+def _values(wf: dict, node: dict) -> dict:
+    """What a compact node runs with: its options node's defaults, the connected options node's values (if any),
+    then its own widgets — as the node merges them."""
+    from nodes import precompute, train
+
+    defaults = {PRE: precompute.option_defaults, TRAIN: train.option_defaults}[node["type"]]()
+    nodes = {n["id"]: n for n in wf["nodes"]}
+    links = {ln[0]: ln for ln in wf["links"]}
+    link = next(i for i in node["inputs"] if i["name"] == "options")["link"]
+    options = _api_values(nodes[links[link][1]]) if link is not None else {}
+    if link is not None:
+        assert nodes[links[link][1]]["type"] == OPTION_NODES[node["type"]]
+    return {**defaults, **options, **_api_values(node)}
+
+
+def test_the_six_examples_are_there_on_the_compact_nodes():
     assert [p.stem for p in WORKFLOWS] == sorted(GEN.WORKFLOWS)
-    assert len(WORKFLOWS) == 5
+    assert len(WORKFLOWS) == 6
+    for path in WORKFLOWS:  # new graphs use the compact nodes; the all-settings ones only load old workflows
+        types = {n["type"] for n in load(path)["nodes"]}
+        assert not types & {"LTXTrainer_TrainLoRA", "LTXTrainer_PrecomputeLatents"}, path.stem
+        for options in {n["type"] for n in load(path)["nodes"]} & set(OPTION_NODES.values()):
+            assert all(n["flags"] == {"collapsed": True} for n in load(path)["nodes"] if n["type"] == options)
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
@@ -124,7 +148,7 @@ def _chain(wf: dict) -> list[str]:
     nodes = {n["id"]: n for n in wf["nodes"]}
     nxt = {}
     for _, src, _, dst, _, kind in wf["links"]:
-        if kind.startswith("LTXT_") and nodes[dst]["type"] != "LTXTrainer_PushToHub":
+        if kind.startswith("LTXT_") and not kind.endswith("_OPTIONS") and nodes[dst]["type"] != "LTXTrainer_PushToHub":
             nxt[src] = dst
     start = next(i for i in nxt if i not in nxt.values())
     chain = [start]
@@ -139,14 +163,14 @@ def test_full_pipeline_runs_offline_on_the_tiny_model(tmp_path):
     from nodes import train
 
     wf = load(_file("full_pipeline"))
-    assert _chain(wf) == ["LoadVideos", "SplitScenes", "QwenCaption", "PrecomputeLatents", "TrainLoRA", "ConvertComfy"]
+    assert _chain(wf) == ["LoadVideos", "SplitScenes", "QwenCaption", "PrecomputeLatents_v2", "TrainLoRA_v2", "ConvertComfy"]
     nodes = _by_type(wf)
     (push,) = nodes["LTXTrainer_PushToHub"]
     assert push["mode"] == 2  # muted: the example never needs a network or a token
     assert _api_values(nodes["LTXTrainer_QwenCaption"][0])["model"] == "tiny"
-    pre = _api_values(nodes["LTXTrainer_PrecomputeLatents"][0])
+    pre = _values(wf, nodes[PRE][0])
     assert pre["model"] == "tiny" and parse_buckets(pre["resolution_buckets"])
-    values = _api_values(nodes["LTXTrainer_TrainLoRA"][0])
+    values = _values(wf, nodes[TRAIN][0])
     ds = T.PrecomputedSet(tmp_path, None, "tiny", ("96x64x17",), 1, "x")
     cfg = config_from_dict(train.build_config(ds, values), "example workflow")
     assert cfg.model.model_source == "tiny" and cfg.optimization.steps <= 100
@@ -159,10 +183,10 @@ def test_training_from_a_dataset(tmp_path):
     from nodes import train
 
     wf = load(_file("from_dataset"))
-    assert _chain(wf) == ["PrecomputeLatents", "TrainLoRA", "ConvertComfy"]
-    (pre,) = _by_type(wf)["LTXTrainer_PrecomputeLatents"]
+    assert _chain(wf) == ["PrecomputeLatents_v2", "TrainLoRA_v2", "ConvertComfy"]
+    (pre,) = _by_type(wf)[PRE]
     assert _api_values(pre)["dataset"] and pre["inputs"][0]["link"] is None  # reads a folder, no upstream node
-    values = _api_values(_by_type(wf)["LTXTrainer_TrainLoRA"][0])
+    values = _values(wf, _by_type(wf)[TRAIN][0])
     config_from_dict(train.build_config(T.PrecomputedSet(tmp_path, None, "tiny", (), 1, "x"), values))
 
 
@@ -171,9 +195,9 @@ def test_audio_video_example_trains_tiny_ltx2_with_sound(tmp_path):
     from nodes import train
 
     wf = load(_file("audio_video_from_dataset"))
-    assert _chain(wf) == ["PrecomputeLatents", "TrainLoRA", "ConvertComfy"]
-    assert _api_values(_by_type(wf)["LTXTrainer_PrecomputeLatents"][0])["model"] == "tiny-ltx2"
-    values = _api_values(_by_type(wf)["LTXTrainer_TrainLoRA"][0])
+    assert _chain(wf) == ["PrecomputeLatents_v2", "TrainLoRA_v2", "ConvertComfy"]
+    assert _values(wf, _by_type(wf)[PRE][0])["model"] == "tiny-ltx2"
+    values = _values(wf, _by_type(wf)[TRAIN][0])
     assert values["modalities"] == "auto" and values["target_modules"] == ""  # the family's targets
     cfg = config_from_dict(train.build_config(T.PrecomputedSet(tmp_path, None, "tiny-ltx2", (), 1, "x"), values))
     assert cfg.model.model_source == "tiny-ltx2" and cfg.lora.target_modules is None
@@ -197,7 +221,7 @@ def test_ltx2_train_then_generate_uses_comfyuis_ltx2_nodes_with_sound():
     (video,) = by["CreateVideo"]
     assert source(guider, "model") is convert and source(convert, "model") is by["CheckpointLoaderSimple"][0]
     assert source(video, "audio")["type"] == "LTXVAudioVAEDecode" and source(video, "images")["type"] == "VAEDecode"
-    assert _api_values(by["LTXTrainer_PrecomputeLatents"][0])["model"] == "LTX-2_19B_DEV"
+    assert _values(wf, by[PRE][0])["model"] == "LTX-2_19B_DEV"
     fps = {_api_values(by["LTXVConditioning"][0])["frame_rate"], _api_values(by["LTXVEmptyLatentAudio"][0])["frame_rate"],
            _api_values(video)["fps"]}
     assert fps == {GEN.SAMPLE_FPS}
@@ -220,9 +244,33 @@ def test_train_then_generate_feeds_the_lora_model_to_the_sampler():
     assert _api_values(clip)["type"] == "ltxv"
     assert {"LTXVConditioning", "EmptyLTXVLatentVideo", "VAEDecode"} <= set(by)
     # Train and generate with the same model: the named version is the checkpoint's weights.
-    assert _api_values(by["LTXTrainer_PrecomputeLatents"][0])["model"] == "LTXV_2B_0.9.5"
+    assert _values(wf, by[PRE][0])["model"] == "LTXV_2B_0.9.5"
     assert _api_values(ckpt)["ckpt_name"] == "ltx-video-2b-v0.9.5.safetensors"
-    assert _api_values(by["LTXTrainer_TrainLoRA"][0])["model"] == "(same as dataset)"
+    assert _values(wf, by[TRAIN][0])["model"] == "(same as dataset)"
+
+
+def test_compare_example_decodes_every_checkpoint_with_the_checkpoints_vae(tmp_path):
+    from ltx_train_lib.config import config_from_dict
+    from nodes import train
+
+    wf = load(_file("train_then_compare"))
+    nodes = {n["id"]: n for n in wf["nodes"]}
+    by = _by_type(wf)
+    links = {ln[0]: ln for ln in wf["links"]}
+
+    def source(node, name):
+        link = next(i for i in node["inputs"] if i["name"] == name)["link"]
+        return nodes[links[link][1]], links[link][2]
+
+    (compare,) = by["LTXTrainer_CompareCheckpoints"]
+    (ckpt,) = by["CheckpointLoaderSimple"]
+    assert source(compare, "model") == (ckpt, 0) and source(compare, "vae") == (ckpt, 2)
+    assert source(compare, "lora")[0]["type"] == TRAIN and source(compare, "positive")[0]["type"] == "LTXVConditioning"
+    assert source(by["SaveAnimatedWEBP"][0], "images") == (compare, 3)  # the labelled grid
+    values = _values(wf, by[TRAIN][0])
+    cfg = config_from_dict(train.build_config(T.PrecomputedSet(tmp_path, None, "LTXV_2B_0.9.5", (), 1, "x"), values))
+    # checkpoints to compare: every 250 steps, all kept
+    assert cfg.checkpoints.interval == 250 and cfg.checkpoints.keep_last_n == -1 and cfg.optimization.steps == 1000
 
 
 def test_committed_json_is_what_the_generator_writes():
@@ -259,7 +307,7 @@ def test_make_workflows_regenerates_identical_files(tmp_path):
 
 def test_a_card_that_draws_a_missing_link_is_refused():
     example = GEN.EXAMPLES["from_dataset"]
-    wrong = GEN.Example(example.title, example.build, ("LTXTrainer_TrainLoRA", "LTXTrainer_PrecomputeLatents"))
+    wrong = GEN.Example(example.title, example.build, (TRAIN, PRE))
     with pytest.raises(ValueError, match="no such link"):
         GEN._check_chain(wrong, wrong.build())
 
@@ -280,10 +328,12 @@ def test_sample_captions_and_prompts_carry_the_trigger_word_once():
         assert trigger not in entry.caption.split()
         assert prepend_trigger(entry.caption, trigger).split().count(trigger) == 1
     for path in WORKFLOWS:
-        by = _by_type(load(path))
-        assert {_api_values(n)["trigger_word"] for n in by["LTXTrainer_PrecomputeLatents"]} == {trigger}
-        # Validation and generation prompts are used as written: the trigger once, at the start.
-        prompts = [p for n in by["LTXTrainer_TrainLoRA"] for p in _api_values(n)["validation_prompts"].splitlines()]
+        wf = load(path)
+        by = _by_type(wf)
+        assert {_api_values(n)["trigger_word"] for n in by[PRE]} == {trigger}
+        # Validation and generation prompts are written with the trigger once, at the start (Train LoRA would add
+        # it to a prompt without it).
+        prompts = [p for n in by[TRAIN] for p in _values(wf, n)["validation_prompts"].splitlines()]
         prompts += [_api_values(n)["text"] for n in by.get("CLIPTextEncode", []) if n.get("title") == "Positive"]
         assert prompts
         for prompt in prompts:

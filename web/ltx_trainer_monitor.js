@@ -24,9 +24,11 @@ import {
   sampleVideos,
 } from "./lib/monitor_state.js";
 import { MonitorStore } from "./lib/monitor_store.js";
+import { EARLIER_LAYOUTS, migratedWidgetValues } from "./lib/widget_layouts.js";
 
 const EXTENSION = "LTXTrainer.Monitor";
-const NODE_TYPE = "LTXTrainer_TrainLoRA";
+// The compact Train LoRA node and the first release's all-settings one (kept for saved workflows).
+const NODE_TYPES = new Set(["LTXTrainer_TrainLoRA_v2", "LTXTrainer_TrainLoRA"]);
 const TAB_ID = "ltx-trainer-monitor";
 const STATUS_TEXT = {
   running: "Running",
@@ -608,6 +610,26 @@ function mountFloatingPanel() {
   document.body.append(box, toggle);
 }
 
+// A node loaded from a workflow saved by an earlier release whose widgets were laid out otherwise: litegraph has set
+// its widgets by position; set them again by name (web/lib/widget_layouts.js), the new widgets to their defaults.
+function keepEarlierLayouts(nodeType, nodeData) {
+  const specs = { ...(nodeData.input?.required || {}), ...(nodeData.input?.optional || {}) };
+  const configure = nodeType.prototype.onConfigure;
+  nodeType.prototype.onConfigure = function (info) {
+    const r = configure?.apply(this, arguments);
+    const widgets = (this.widgets || []).filter((w) => w.serialize !== false && w.name in specs);
+    const values = migratedWidgetValues(nodeData.name, info?.widgets_values, widgets.map((w) => {
+      const [kind, opts] = specs[w.name];
+      return { name: w.name, default: opts?.default ?? (Array.isArray(kind) ? kind[0] : opts?.options?.[0]) };
+    }));
+    if (values) {
+      widgets.forEach((w, i) => { w.value = values[i]; });
+      console.info(`LTX Trainer: node ${this.id} (${nodeData.name}) was saved by an earlier release; its widget values were mapped by name`);
+    }
+    return r;
+  };
+}
+
 app.registerExtension({
   name: EXTENSION,
 
@@ -640,7 +662,8 @@ app.registerExtension({
   },
 
   async beforeRegisterNodeDef(nodeType, nodeData) {
-    if (nodeData?.name !== NODE_TYPE) return;
+    if (EARLIER_LAYOUTS[nodeData?.name]) keepEarlierLayouts(nodeType, nodeData);
+    if (!NODE_TYPES.has(nodeData?.name)) return;
     const created = nodeType.prototype.onNodeCreated;
     nodeType.prototype.onNodeCreated = function () {
       const r = created?.apply(this, arguments);

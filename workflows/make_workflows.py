@@ -139,6 +139,7 @@ class Node:
     values: dict[str, Any]
     mode: int = 0
     title: str | None = None
+    collapsed: bool = False  # shown as its title bar only (the options nodes: many widgets, rarely changed)
     input_links: dict[str, int] = field(default_factory=dict)
     output_links: dict[int, list[int]] = field(default_factory=dict)
 
@@ -150,13 +151,27 @@ class Graph:
         self.links: list[list[Any]] = []
 
     def add(self, type_: str, pos: tuple[int, int], size: tuple[int, int] = (360, 200), mode: int = 0,
-            title: str | None = None, **values: Any) -> Node:
+            title: str | None = None, collapsed: bool = False, **values: Any) -> Node:
         _, widgets, _, _ = _spec(type_)
         unknown = set(values) - set(widgets)
         if unknown:
             raise KeyError(f"{type_} has no widget(s) {sorted(unknown)}")
-        node = Node(len(self.nodes) + 1, type_, pos, size, values, mode, title)
+        node = Node(len(self.nodes) + 1, type_, pos, size, values, mode, title, collapsed)
         self.nodes.append(node)
+        return node
+
+    def add_with_options(self, type_: str, pos: tuple[int, int], size: tuple[int, int], **values: Any) -> Node:
+        """A compact node (TrainLoRA_v2, PrecomputeLatents_v2) with the values it shows; the others go to its options
+        node (Training/Precompute Options, collapsed under it), which is added only when some value is not its
+        default."""
+        options_type = COMPACT_OPTIONS[type_]
+        _, widgets, _, _ = _spec(type_)
+        _, _, _, option_defaults = _spec(options_type)
+        node = self.add(type_, pos, size, **{k: v for k, v in values.items() if k in widgets})
+        rest = {k: v for k, v in values.items() if k not in widgets}
+        if any(option_defaults[k] != v for k, v in rest.items()):
+            options = self.add(options_type, (pos[0], pos[1] + size[1] + 50), (size[0], 420), collapsed=True, **rest)
+            self.link(options, 0, node, "options")
         return node
 
     def link(self, src: Node, out_slot: int, dst: Node, input_name: str) -> None:
@@ -193,7 +208,7 @@ class Graph:
                 "type": n.type,
                 "pos": list(n.pos),
                 "size": list(n.size),
-                "flags": {},
+                "flags": {"collapsed": True} if n.collapsed else {},
                 "order": order[n.id],
                 "mode": n.mode,
                 "inputs": [{"name": name, "type": kind, "link": n.input_links.get(name)} for name, kind in links],
@@ -224,6 +239,11 @@ class Graph:
         }
 
 
+TRAIN = "LTXTrainer_TrainLoRA_v2"
+PRECOMPUTE = "LTXTrainer_PrecomputeLatents_v2"
+# Each compact node and the node whose record feeds its 'options' input.
+COMPACT_OPTIONS = {TRAIN: "LTXTrainer_TrainingOptions", PRECOMPUTE: "LTXTrainer_PrecomputeOptions"}
+
 # Settings that make the examples run on the `tiny` model on a CPU in a few minutes.
 TINY_TRAIN = dict(
     model="(same as dataset)", steps=40, learning_rate=1e-3, rank=4, alpha=4, batch_size=1,
@@ -249,8 +269,8 @@ def full_pipeline() -> Graph:
     load = g.add("LTXTrainer_LoadVideos", (40, 0), (340, 260), folder=SAMPLE_FOLDER, dataset_name="tiny_example")
     split = g.add("LTXTrainer_SplitScenes", (420, 0), (340, 330), crf=23)
     caption = g.add("LTXTrainer_QwenCaption", (800, 0), (380, 430), model="tiny", max_new_tokens=16, batch_size=2)
-    pre = g.add("LTXTrainer_PrecomputeLatents", (1220, 0), (380, 560), **TINY_PRECOMPUTE)
-    train = g.add("LTXTrainer_TrainLoRA", (1640, 0), (400, 1100), job_name="tiny example", **TINY_TRAIN)
+    pre = g.add_with_options(PRECOMPUTE, (1220, 0), (380, 300), **TINY_PRECOMPUTE)
+    train = g.add_with_options(TRAIN, (1640, 0), (400, 560), job_name="tiny example", **TINY_TRAIN)
     convert = g.add("LTXTrainer_ConvertComfy", (2080, 0), (340, 200), lora_name="ltx_trainer_example_tiny", overwrite=True)
     push = g.add("LTXTrainer_PushToHub", (2080, 260), (340, 220), mode=2, repo_id="your-name/ltxv-tiny-lora", private=True)
     g.link(load, 0, split, "videos")
@@ -269,8 +289,8 @@ def from_dataset() -> Graph:
         f"paths relative to it) and the clips — here `{SAMPLE_DATASET}` (see docs/nodes.md). Write the captions "
         f"without the trigger word: *trigger_word* (`{TRIGGER_WORD}`) puts it before each one. The cache goes to "
         "`output/ltx_trainer/datasets/`, nothing is written into input/."))
-    pre = g.add("LTXTrainer_PrecomputeLatents", (40, 0), (380, 560), dataset=SAMPLE_DATASET, **TINY_PRECOMPUTE)
-    train = g.add("LTXTrainer_TrainLoRA", (460, 0), (400, 1100), job_name="tiny example (dataset)", **TINY_TRAIN)
+    pre = g.add_with_options(PRECOMPUTE, (40, 0), (380, 300), dataset=SAMPLE_DATASET, **TINY_PRECOMPUTE)
+    train = g.add_with_options(TRAIN, (460, 0), (400, 560), job_name="tiny example (dataset)", **TINY_TRAIN)
     convert = g.add("LTXTrainer_ConvertComfy", (900, 0), (340, 200), lora_name="ltx_trainer_example_tiny_dataset", overwrite=True)
     g.link(pre, 0, train, "dataset")
     g.link(train, 0, convert, "lora")
@@ -286,9 +306,9 @@ def audio_video_from_dataset() -> Graph:
         "LoRA* with modalities `auto` trains video and audio together and writes ComfyUI `LTXAV` keys. For a real "
         "LoRA pick an LTX-2 model (e.g. `LTX-2_19B_DEV`, `LTX-2.3_22B_DEV` or a file from `models/checkpoints`).\n\n"
         f"*dataset*: a captioned folder in `ComfyUI/input/` (here `{SAMPLE_DATASET}`, whose sample clips have sound)."))
-    pre = g.add("LTXTrainer_PrecomputeLatents", (40, 0), (380, 560), dataset=SAMPLE_DATASET,
+    pre = g.add_with_options(PRECOMPUTE, (40, 0), (380, 300), dataset=SAMPLE_DATASET,
                 **dict(TINY_PRECOMPUTE, model="tiny-ltx2"))
-    train = g.add("LTXTrainer_TrainLoRA", (460, 0), (400, 1100), job_name="tiny LTX-2 audio-video example",
+    train = g.add_with_options(TRAIN, (460, 0), (400, 560), job_name="tiny LTX-2 audio-video example",
                   **TINY_TRAIN)
     convert = g.add("LTXTrainer_ConvertComfy", (900, 0), (340, 200), lora_name="ltx_trainer_example_tiny_ltx2_av",
                     overwrite=True)
@@ -308,9 +328,9 @@ def train_then_generate() -> Graph:
         f"patched nothing. *dataset*: a captioned folder in `ComfyUI/input/` (here `{SAMPLE_DATASET}`). "
         f"*LTXVConditioning*'s frame_rate is the clips' {SAMPLE_FPS:g} fps (the LoRA's `frame_rate` metadata): "
         "sample at the rate you trained at (ComfyUI assumes 25)."))
-    pre = g.add("LTXTrainer_PrecomputeLatents", (40, 0), (380, 560), dataset=SAMPLE_DATASET, model="LTXV_2B_0.9.5",
+    pre = g.add_with_options(PRECOMPUTE, (40, 0), (380, 300), dataset=SAMPLE_DATASET, model="LTXV_2B_0.9.5",
                 resolution_buckets="768x512x49", trigger_word=TRIGGER_WORD, decode_videos=True)
-    train = g.add("LTXTrainer_TrainLoRA", (460, 0), (400, 1100), job_name="LTXV 2B LoRA", model="(same as dataset)",
+    train = g.add_with_options(TRAIN, (460, 0), (400, 560), job_name="LTXV 2B LoRA", model="(same as dataset)",
                   steps=1000, learning_rate=2e-4,
                   rank=32, alpha=32, batch_size=1, validation_prompts=SAMPLE_PROMPT,
                   validation_interval=250, validation_width=768, validation_height=512, validation_frames=49,
@@ -361,9 +381,9 @@ def train_then_generate_ltx2() -> Graph:
         f"*dataset*: a captioned folder in `ComfyUI/input/` with clips that have sound (here `{SAMPLE_DATASET}`). "
         f"The frame rate in *LTXVConditioning* and *LTXV Empty Latent Audio* is the clips' {SAMPLE_FPS:g} fps (the "
         "LoRA's `frame_rate` metadata)."))
-    pre = g.add("LTXTrainer_PrecomputeLatents", (40, 0), (380, 560), dataset=SAMPLE_DATASET, model="LTX-2_19B_DEV",
+    pre = g.add_with_options(PRECOMPUTE, (40, 0), (380, 300), dataset=SAMPLE_DATASET, model="LTX-2_19B_DEV",
                 resolution_buckets="768x512x97", trigger_word=TRIGGER_WORD, decode_videos=True)
-    train = g.add("LTXTrainer_TrainLoRA", (460, 0), (400, 1100), job_name="LTX-2 19B audio-video LoRA",
+    train = g.add_with_options(TRAIN, (460, 0), (400, 560), job_name="LTX-2 19B audio-video LoRA",
                   model="(same as dataset)", steps=1000, learning_rate=2e-4, rank=32, alpha=32, batch_size=1,
                   validation_prompts=SAMPLE_PROMPT, validation_interval=250, validation_width=768,
                   validation_height=512, validation_frames=frames, validation_inference_steps=30,
@@ -423,6 +443,50 @@ def train_then_generate_ltx2() -> Graph:
     return g
 
 
+def train_then_compare() -> Graph:
+    g = Graph("3f8a2d61-9e4b-4c7a-a1d5-7b2e0c9f4a06")
+    g.add("MarkdownNote", (40, -300), (820, 260), text=(
+        "**Train, then compare the LoRA's checkpoints through ComfyUI's own sampler** — the samples look exactly "
+        "like what ComfyUI will give you with the LoRA, unlike the trainer's own validation videos. Needs "
+        "`ltx-video-2b-v0.9.5.safetensors` in `models/checkpoints`, `t5xxl_fp16.safetensors` in "
+        "`models/text_encoders`, and a GPU. *Train LoRA* keeps a checkpoint every 250 steps (*Training Options*: "
+        "checkpoint_interval 250, keep_last_n -1 = all); *Compare Checkpoints* applies each one (and the base model) "
+        "with ComfyUI's LoRA patcher, samples the same prompt and seed with ComfyUI's KSampler code and decodes them "
+        "with the checkpoint's VAE into one labelled grid.\n\nLook at the grid, type the step you like into "
+        "*pick_step* and a name into *save_as*, and queue again: the samples are reused and the picked LoRA is "
+        "copied into `models/loras` for a LoRA loader."))
+    pre = g.add_with_options(PRECOMPUTE, (40, 0), (380, 300), dataset=SAMPLE_DATASET, model="LTXV_2B_0.9.5",
+                             resolution_buckets="768x512x49", trigger_word=TRIGGER_WORD, decode_videos=True)
+    train = g.add_with_options(TRAIN, (460, 0), (400, 560), job_name="LTXV 2B LoRA (compared)",
+                               model="(same as dataset)", steps=1000, learning_rate=2e-4, rank=32, alpha=32,
+                               validation_prompts=SAMPLE_PROMPT, validation_interval=0, checkpoint_interval=250,
+                               keep_last_n=-1)
+    ckpt = g.add("CheckpointLoaderSimple", (900, 300), (340, 100), ckpt_name="ltx-video-2b-v0.9.5.safetensors")
+    clip = g.add("CLIPLoader", (900, 460), (340, 110), clip_name="t5xxl_fp16.safetensors", type="ltxv", device="default")
+    pos = g.add("CLIPTextEncode", (1280, 300), (400, 160), title="Positive", text=f"{SAMPLE_PROMPT}, smooth motion")
+    neg = g.add("CLIPTextEncode", (1280, 500), (400, 160), title="Negative",
+                text="worst quality, inconsistent motion, blurry, jittery, distorted")
+    cond = g.add("LTXVConditioning", (1720, 300), (300, 80), frame_rate=SAMPLE_FPS)
+    latent = g.add("EmptyLTXVLatentVideo", (1720, 440), (300, 130), width=768, height=512, length=49, batch_size=1)
+    compare = g.add("LTXTrainer_CompareCheckpoints", (2060, 0), (420, 620), sampling_seed=42, steps=30, cfg=3.0,
+                    sampler_name="euler", scheduler="simple")
+    save = g.add("SaveAnimatedWEBP", (2520, 0), (700, 500), filename_prefix=f"ltx_trainer/{TRIGGER_WORD}_compare",
+                 fps=SAMPLE_FPS, lossless=False, quality=90, method="default")
+    g.link(pre, 0, train, "dataset")
+    g.link(ckpt, 0, compare, "model")
+    g.link(train, 0, compare, "lora")
+    g.link(clip, 0, pos, "clip")
+    g.link(clip, 0, neg, "clip")
+    g.link(pos, 0, cond, "positive")
+    g.link(neg, 0, cond, "negative")
+    g.link(cond, 0, compare, "positive")
+    g.link(cond, 1, compare, "negative")
+    g.link(latent, 0, compare, "latent_image")
+    g.link(ckpt, 2, compare, "vae")
+    g.link(compare, 3, save, "images")
+    return g
+
+
 @dataclass(frozen=True)
 class Example:
     title: str  # the file stem: the template browser shows it as the card's title
@@ -434,31 +498,36 @@ EXAMPLES: dict[str, Example] = {
     "full_pipeline": Example(
         "LTX Trainer, full pipeline (tiny model, CPU)",
         full_pipeline,
-        ("LTXTrainer_LoadVideos", "LTXTrainer_SplitScenes", "LTXTrainer_QwenCaption", "LTXTrainer_PrecomputeLatents",
-         "LTXTrainer_TrainLoRA", "LTXTrainer_ConvertComfy"),
+        ("LTXTrainer_LoadVideos", "LTXTrainer_SplitScenes", "LTXTrainer_QwenCaption", PRECOMPUTE,
+         TRAIN, "LTXTrainer_ConvertComfy"),
     ),
     "from_dataset": Example(
         "LTX Trainer, train from a dataset (tiny model, CPU)",
         from_dataset,
-        ("LTXTrainer_PrecomputeLatents", "LTXTrainer_TrainLoRA", "LTXTrainer_ConvertComfy"),
+        (PRECOMPUTE, TRAIN, "LTXTrainer_ConvertComfy"),
     ),
     "audio_video_from_dataset": Example(
         "LTX Trainer, audio-video LoRA (tiny LTX-2, CPU)",
         audio_video_from_dataset,
-        ("LTXTrainer_PrecomputeLatents", "LTXTrainer_TrainLoRA", "LTXTrainer_ConvertComfy"),
+        (PRECOMPUTE, TRAIN, "LTXTrainer_ConvertComfy"),
     ),
     "train_then_generate": Example(
         "LTX Trainer, train then generate (LTXV 2B, GPU)",
         train_then_generate,
-        ("LTXTrainer_PrecomputeLatents", "LTXTrainer_TrainLoRA", "LTXTrainer_ConvertComfy", "KSampler", "VAEDecode",
+        (PRECOMPUTE, TRAIN, "LTXTrainer_ConvertComfy", "KSampler", "VAEDecode",
          "SaveAnimatedWEBP"),
     ),
 }
 EXAMPLES["train_then_generate_ltx2"] = Example(
     "LTX Trainer, train then generate with sound (LTX-2 19B, GPU)",
     train_then_generate_ltx2,
-    ("LTXTrainer_PrecomputeLatents", "LTXTrainer_TrainLoRA", "LTXTrainer_ConvertComfy", "CFGGuider",
+    (PRECOMPUTE, TRAIN, "LTXTrainer_ConvertComfy", "CFGGuider",
      "SamplerCustomAdvanced", "LTXVSeparateAVLatent", "VAEDecode", "CreateVideo", "SaveVideo"),
+)
+EXAMPLES["train_then_compare"] = Example(
+    "LTX Trainer, compare checkpoints with ComfyUI sampling (LTXV 2B, GPU)",
+    train_then_compare,
+    (PRECOMPUTE, TRAIN, "LTXTrainer_CompareCheckpoints", "SaveAnimatedWEBP"),
 )
 WORKFLOWS: dict[str, Callable[[], Graph]] = {ex.title: ex.build for ex in EXAMPLES.values()}  # file stem -> builder
 
@@ -475,8 +544,9 @@ _STAGE_COLOURS = {  # box fill by what the node does
 }
 _STAGES = {
     "LTXTrainer_LoadVideos": "dataset", "LTXTrainer_SplitScenes": "dataset", "LTXTrainer_QwenCaption": "dataset",
-    "LTXTrainer_PrecomputeLatents": "dataset", "LTXTrainer_TrainLoRA": "train", "LTXTrainer_ConvertComfy": "save",
-    "LTXTrainer_PushToHub": "save",
+    PRECOMPUTE: "dataset", TRAIN: "train", "LTXTrainer_TrainingOptions": "train",
+    "LTXTrainer_PrecomputeOptions": "dataset", "LTXTrainer_ConvertComfy": "save",
+    "LTXTrainer_PushToHub": "save", "LTXTrainer_CompareCheckpoints": "save",
 }
 
 

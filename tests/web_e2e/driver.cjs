@@ -59,7 +59,7 @@ async function openTab(page) {
   return waitFor(page, () => document.querySelector("[data-testid=ltx-monitor]")?.isConnected, null, 10000);
 }
 
-async function addTrainNode(page, values) {
+async function addTrainNode(page, values, type = NODE_TYPE) {
   return page.evaluate(({ type, values }) => {
     const node = window.LiteGraph.createNode(type);
     node.pos = [420, 120];
@@ -70,7 +70,7 @@ async function addTrainNode(page, values) {
     }
     window.app.canvas.setDirty(true, true);
     return node.id;
-  }, { type: NODE_TYPE, values });
+  }, { type, values });
 }
 
 async function queue(page) {
@@ -198,10 +198,12 @@ async function real(ctx) {
   check("sidebar tab opens", await openTab(page));
   const routes = await page.evaluate(async () => (await fetch("/api/ltx_trainer/jobs")).status);
   check("routes registered by the pack (GET /api/ltx_trainer/jobs)", routes === 200, routes);
-  const known = await page.evaluate((t) => !!window.LiteGraph.registered_node_types[t], NODE_TYPE);
-  check(`${NODE_TYPE} is registered`, known);
-  if (known) {
-    const nodeId = await addTrainNode(page, {});
+  // The compact Train LoRA node and the first release's all-settings one both carry the monitor.
+  for (const type of ["LTXTrainer_TrainLoRA_v2", NODE_TYPE]) {
+    const known = await page.evaluate((t) => !!window.LiteGraph.registered_node_types[t], type);
+    check(`${type} is registered`, known);
+    if (!known) continue;
+    const nodeId = await addTrainNode(page, {}, type);
     const info = await page.evaluate(async (id) => {
       const n = window.app.graph.getNodeById(id);
       const prompt = await window.app.graphToPrompt();
@@ -210,9 +212,21 @@ async function real(ctx) {
       const valueWidgets = n.widgets.filter((w) => w.serialize !== false).length;
       return { names, serialised: serialised.length, valueWidgets, inputs: Object.keys(prompt.output[String(id)]?.inputs || {}) };
     }, nodeId);
-    check("node has the monitor widget", info.names.includes("ltx_training_monitor"), JSON.stringify(info));
-    check("monitor widget is not serialized", info.serialised <= info.valueWidgets && !info.inputs.includes("ltx_training_monitor"), JSON.stringify(info));
+    check(`${type} has the monitor widget`, info.names.includes("ltx_training_monitor"), JSON.stringify(info));
+    check(`${type}'s monitor widget is not serialized`, info.serialised <= info.valueWidgets && !info.inputs.includes("ltx_training_monitor"), JSON.stringify(info));
   }
+  // A workflow saved by the first release (its Train LoRA had 38 widgets, 'modalities' came in the middle later)
+  // loads with every value in the widget it was saved from.
+  const legacy = JSON.parse(fs.readFileSync(path.join(__dirname, "..", "fixtures", "first_release_train_from_a_dataset.json"), "utf8"));
+  const loaded = await page.evaluate(async (wf) => {
+    await window.app.loadGraphData(wf);
+    const prompt = (await window.app.graphToPrompt()).output;
+    const train = Object.values(prompt).find((n) => n.class_type === "LTXTrainer_TrainLoRA");
+    return train?.inputs || null;
+  }, legacy);
+  const expect = { steps: 40, batch_size: 1, modalities: "auto", mixed_precision_mode: "no", validation_width: 96, job_name: "tiny example (dataset)", memory_budget_gb: 0 };
+  const wrong = Object.entries(expect).filter(([k, v]) => !loaded || loaded[k] !== v);
+  check("a first-release workflow loads its Train LoRA values by name", wrong.length === 0, JSON.stringify({ wrong, loaded }));
   if (OUT) await page.screenshot({ path: path.join(OUT, "monitor_real_pack.png") });
 }
 
