@@ -273,6 +273,20 @@ def test_compare_example_decodes_every_checkpoint_with_the_checkpoints_vae(tmp_p
     assert cfg.checkpoints.interval == 250 and cfg.checkpoints.keep_last_n == -1 and cfg.optimization.steps == 1000
 
 
+def test_the_main_workflows_open_whole_and_readable():
+    """At the zoom the editor opens them at, every node of the tiny (CPU) workflows lies inside a 1600x1000 window's
+    canvas, at a scale where the editor still draws titles and widgets (LiteGraph skips text below 0.6)."""
+    for key in ("full_pipeline", "from_dataset", "audio_video_from_dataset"):
+        wf = load(_file(key))
+        ds = wf["extra"]["ds"]
+        assert GEN.MIN_SCALE <= ds["scale"] <= 0.75, key
+        for n in wf["nodes"]:
+            height = 0 if n["flags"].get("collapsed") else n["size"][1]
+            x0, y0 = ((n["pos"][0] + ds["offset"][0]) * ds["scale"], (n["pos"][1] - GEN.TITLE_H + ds["offset"][1]) * ds["scale"])
+            x1, y1 = ((n["pos"][0] + n["size"][0] + ds["offset"][0]) * ds["scale"], (n["pos"][1] + height + ds["offset"][1]) * ds["scale"])
+            assert 0 <= x0 and 0 <= y0 and x1 <= GEN.VIEW[0] and y1 <= GEN.VIEW[1], (key, n["type"], (x0, y0, x1, y1))
+
+
 def test_committed_json_is_what_the_generator_writes():
     for name, build in GEN.WORKFLOWS.items():
         committed = load(ROOT / "workflows" / f"{name}.json")

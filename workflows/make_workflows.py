@@ -195,6 +195,19 @@ class Graph:
             order.extend(ready)
         return {node_id: i for i, node_id in enumerate(order)}
 
+    def _view(self) -> dict[str, Any]:
+        """The zoom and offset the editor opens the workflow at: every node (note included; a collapsed node as its
+        title bar) inside a 1600x1000 window's canvas, at most at scale 0.75 and at least at 0.6: below that the
+        editor draws nodes without their text (LiteGraph's low-quality zoom), so a wider graph starts at its left
+        end instead."""
+        boxes = [(n.pos[0], n.pos[1] - TITLE_H, n.pos[0] + n.size[0], n.pos[1] + (0 if n.collapsed else n.size[1]))
+                 for n in self.nodes]
+        left, top = min(b[0] for b in boxes), min(b[1] for b in boxes)
+        right, bottom = max(b[2] for b in boxes), max(b[3] for b in boxes)
+        scale = min(0.75, (VIEW[0] - 2 * MARGIN) / (right - left), (VIEW[1] - 2 * MARGIN) / (bottom - top))
+        scale = float(f"{max(MIN_SCALE, scale):.3f}")
+        return {"scale": scale, "offset": [round(MARGIN / scale - left), round(MARGIN / scale - top)]}
+
     def to_json(self) -> dict[str, Any]:
         order = self._order()
         nodes = []
@@ -234,10 +247,14 @@ class Graph:
             "links": self.links,
             "groups": [],
             "config": {},
-            "extra": {"ds": {"scale": 0.75, "offset": [40, 340]}},  # the note above the nodes in view
+            "extra": {"ds": self._view()},
             "version": 0.4,
         }
 
+
+# The editor's canvas in a 1600x1000 window (the frontend's menu bar and side bar take the rest), a margin around
+# the graph, and a node's title bar (drawn above its pos).
+VIEW, MARGIN, TITLE_H, MIN_SCALE = (1540, 900), 20, 30, 0.6
 
 TRAIN = "LTXTrainer_TrainLoRA_v2"
 PRECOMPUTE = "LTXTrainer_PrecomputeLatents_v2"
