@@ -284,7 +284,7 @@ def test_the_main_workflows_open_whole_and_readable():
             height = 0 if n["flags"].get("collapsed") else n["size"][1]
             x0, y0 = ((n["pos"][0] + ds["offset"][0]) * ds["scale"], (n["pos"][1] - GEN.TITLE_H + ds["offset"][1]) * ds["scale"])
             x1, y1 = ((n["pos"][0] + n["size"][0] + ds["offset"][0]) * ds["scale"], (n["pos"][1] + height + ds["offset"][1]) * ds["scale"])
-            assert 0 <= x0 and 0 <= y0 and x1 <= GEN.VIEW[0] and y1 <= GEN.VIEW[1], (key, n["type"], (x0, y0, x1, y1))
+            assert GEN.LEFT <= x0 and GEN.TOP <= y0 and x1 <= GEN.WINDOW[0] and y1 <= GEN.WINDOW[1], (key, n["type"], (x0, y0, x1, y1))
 
 
 def test_committed_json_is_what_the_generator_writes():

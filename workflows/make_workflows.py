@@ -162,15 +162,17 @@ class Graph:
 
     def add_with_options(self, type_: str, pos: tuple[int, int], size: tuple[int, int], **values: Any) -> Node:
         """A compact node (TrainLoRA_v2, PrecomputeLatents_v2) with the values it shows; the others go to its options
-        node (Training/Precompute Options, collapsed under it), which is added only when some value is not its
-        default."""
+        node (Training/Precompute Options, collapsed just above it: below, the node's previews would cover it once it
+        has run), which is added only when some value is not its default."""
         options_type = COMPACT_OPTIONS[type_]
         _, widgets, _, _ = _spec(type_)
         _, _, _, option_defaults = _spec(options_type)
         node = self.add(type_, pos, size, **{k: v for k, v in values.items() if k in widgets})
         rest = {k: v for k, v in values.items() if k not in widgets}
         if any(option_defaults[k] != v for k, v in rest.items()):
-            options = self.add(options_type, (pos[0], pos[1] + size[1] + 50), (size[0], 420), collapsed=True, **rest)
+            title = NODE_DISPLAY_NAME_MAPPINGS[options_type].removesuffix(" (LTX Trainer)")  # short: it is collapsed
+            options = self.add(options_type, (pos[0] + 20, pos[1] - 60), (size[0], 420), title=title,
+                               collapsed=True, **rest)
             self.link(options, 0, node, "options")
         return node
 
@@ -204,9 +206,9 @@ class Graph:
                  for n in self.nodes]
         left, top = min(b[0] for b in boxes), min(b[1] for b in boxes)
         right, bottom = max(b[2] for b in boxes), max(b[3] for b in boxes)
-        scale = min(0.75, (VIEW[0] - 2 * MARGIN) / (right - left), (VIEW[1] - 2 * MARGIN) / (bottom - top))
+        scale = min(0.75, VIEW[0] / (right - left), VIEW[1] / (bottom - top))
         scale = float(f"{max(MIN_SCALE, scale):.3f}")
-        return {"scale": scale, "offset": [round(MARGIN / scale - left), round(MARGIN / scale - top)]}
+        return {"scale": scale, "offset": [round(LEFT / scale - left), round(TOP / scale - top)]}
 
     def to_json(self) -> dict[str, Any]:
         order = self._order()
@@ -252,9 +254,10 @@ class Graph:
         }
 
 
-# The editor's canvas in a 1600x1000 window (the frontend's menu bar and side bar take the rest), a margin around
-# the graph, and a node's title bar (drawn above its pos).
-VIEW, MARGIN, TITLE_H, MIN_SCALE = (1540, 900), 20, 30, 0.6
+# The editor's canvas in a 1600x1000 window: it lies under the frontend's side bar (left) and tool bar (top), so the
+# graph starts right of and below them; a node's title bar is drawn above its pos.
+WINDOW, LEFT, TOP, MARGIN, TITLE_H, MIN_SCALE = (1600, 1000), 80, 90, 20, 30, 0.6
+VIEW = (WINDOW[0] - LEFT - MARGIN, WINDOW[1] - TOP - MARGIN)
 
 TRAIN = "LTXTrainer_TrainLoRA_v2"
 PRECOMPUTE = "LTXTrainer_PrecomputeLatents_v2"
@@ -280,7 +283,7 @@ TINY_NOTE = (
 
 def full_pipeline() -> Graph:
     g = Graph("8b7f2c1e-0d3a-4c55-9a61-3f0c1a2b7d01")
-    g.add("MarkdownNote", (40, -260), (760, 220), text=TINY_NOTE + (
+    g.add("MarkdownNote", (40, -330), (760, 220), text=TINY_NOTE + (
         f"Put videos into `ComfyUI/input/{SAMPLE_FOLDER}/` first (sample clips: see the pack's docs/nodes.md). "
         "*Push to Hub* is muted (Ctrl+M to enable); it reads the token from `HF_TOKEN` or `hf auth login`."))
     load = g.add("LTXTrainer_LoadVideos", (40, 0), (340, 260), folder=SAMPLE_FOLDER, dataset_name="tiny_example")
@@ -301,7 +304,7 @@ def full_pipeline() -> Graph:
 
 def from_dataset() -> Graph:
     g = Graph("5d2e9f40-7c1b-4e8a-b3d2-6a9c0e4f1b02")
-    g.add("MarkdownNote", (40, -260), (760, 220), text=TINY_NOTE + (
+    g.add("MarkdownNote", (40, -330), (760, 220), text=TINY_NOTE + (
         f"*dataset* is a folder in `ComfyUI/input/` holding `captions.json` (`[{{\"caption\", \"media_path\"}}]`, "
         f"paths relative to it) and the clips — here `{SAMPLE_DATASET}` (see docs/nodes.md). Write the captions "
         f"without the trigger word: *trigger_word* (`{TRIGGER_WORD}`) puts it before each one. The cache goes to "
@@ -316,7 +319,7 @@ def from_dataset() -> Graph:
 
 def audio_video_from_dataset() -> Graph:
     g = Graph("9a3c5e71-4b2d-4f0e-8c6a-1d7e2b9f3a04")
-    g.add("MarkdownNote", (40, -260), (760, 220), text=(
+    g.add("MarkdownNote", (40, -330), (760, 220), text=(
         "**An audio-video LoRA on `tiny-ltx2` (a random-weight LTX-2) on CPU in a few minutes** — it checks the "
         "pipeline with sound, it does not learn anything useful. *Precompute Latents* encodes each clip's video and "
         "its sound track (clips without sound are named in its summary and left out of audio training); *Train "
@@ -336,7 +339,7 @@ def audio_video_from_dataset() -> Graph:
 
 def train_then_generate() -> Graph:
     g = Graph("c41a6e3b-2f8d-4b70-8e19-d5b7a0c3e903")
-    g.add("MarkdownNote", (40, -300), (820, 260), text=(
+    g.add("MarkdownNote", (40, -370), (820, 260), text=(
         "**Train, then generate with the new LoRA through ComfyUI's own LTX-Video nodes.** Needs a real model: "
         "`ltx-video-2b-v0.9.5.safetensors` in `models/checkpoints`, `t5xxl_fp16.safetensors` in "
         "`models/text_encoders`, and a GPU. Train and generate with the same model (here the named version "
@@ -388,7 +391,7 @@ def train_then_generate_ltx2() -> Graph:
     g = Graph("e7d41b2a-6c3f-4a8e-9b15-2f0a7c8d6e05")
     ckpt_name, gemma = "ltx-2-19b-dev.safetensors", "gemma_3_12B_it.safetensors"
     frames = 97
-    g.add("MarkdownNote", (40, -320), (860, 280), text=(
+    g.add("MarkdownNote", (40, -390), (860, 280), text=(
         "**Train an audio-video LoRA on LTX-2 19B, then generate video with sound through ComfyUI's own LTX-2 nodes** "
         "(ComfyUI 0.33 or newer, a GPU). Needs `ltx-2-19b-dev.safetensors` in `models/checkpoints` (transformer, "
         "VAEs and vocoder in one file, as Lightricks publishes it) and a Gemma 3 12B text encoder in "
@@ -462,7 +465,7 @@ def train_then_generate_ltx2() -> Graph:
 
 def train_then_compare() -> Graph:
     g = Graph("3f8a2d61-9e4b-4c7a-a1d5-7b2e0c9f4a06")
-    g.add("MarkdownNote", (40, -300), (820, 260), text=(
+    g.add("MarkdownNote", (40, -370), (820, 260), text=(
         "**Train, then compare the LoRA's checkpoints through ComfyUI's own sampler** — the samples look exactly "
         "like what ComfyUI will give you with the LoRA, unlike the trainer's own validation videos. Needs "
         "`ltx-video-2b-v0.9.5.safetensors` in `models/checkpoints`, `t5xxl_fp16.safetensors` in "
