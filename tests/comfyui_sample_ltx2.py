@@ -5,9 +5,10 @@
 Imports the real ComfyUI from ``spec["comfyui"]`` (nothing of ComfyUI is copied here) and, for each job of the spec:
 
 1. builds ComfyUI's ``LTXAV`` model (``comfy/ldm/lightricks/av_model.py``) from a ComfyUI-layout diffusion-model file
-   through ComfyUI's loader (``comfy.sd.load_diffusion_model_state_dict``, what UNETLoader calls) with a ``config``
-   metadata entry giving the dims and the settings no tensor shape encodes (RoPE type and precision, causal first
-   frame, the cross-modal gate's timestep scale), as LTX-2 checkpoints carry it;
+   through ComfyUI's loader (``comfy.sd.load_diffusion_model_state_dict``, what UNETLoader calls) with the file's
+   ``config`` header entry (the dims and the settings no tensor shape encodes: RoPE type, precision and placement,
+   causal first frame, the cross-modal gates' timestep scale, as LTX-2 checkpoints carry it), or the spec's
+   ``transformer_config`` for a file without one;
 2. applies a LoRA file as LoraLoaderModelOnly does: ``comfy.utils.load_torch_file`` + ``comfy.sd.load_lora_for_models``;
 3. conditions on the given text context (the text connectors' outputs, video then audio, concatenated: ComfyUI's
    LTXAV takes such an already-processed context as is, ``LTXAVModel.preprocess_text_embeds``), sets the frame rate
@@ -103,11 +104,14 @@ def main(spec_path: str) -> int:
     forward = load_file(spec["forward"]["inputs"]) if spec.get("forward") else None
 
     for job in spec["jobs"]:
-        sd = comfy.utils.load_torch_file(job["model"], safe_load=True)
+        # As UNETLoader: the file's own header metadata, where it has ComfyUI's "config" entry; else the spec's.
+        sd, file_metadata = comfy.utils.load_torch_file(job["model"], safe_load=True, return_metadata=True)
         sd = {k.removeprefix("model.").removeprefix("diffusion_model."): v for k, v in sd.items()}  # a checkpoint's keys
+        own = bool(file_metadata and "config" in file_metadata)
         capture.messages.clear()
-        model = comfy.sd.load_diffusion_model_state_dict(sd, model_options={"dtype": torch.float32}, metadata=metadata)
-        info = {"model_class": type(model.model).__name__,
+        model = comfy.sd.load_diffusion_model_state_dict(sd, model_options={"dtype": torch.float32},
+                                                         metadata=file_metadata if own else metadata)
+        info = {"model_class": type(model.model).__name__, "config_from": "file" if own else "spec",
                 "missing": [m[:200] for m in capture.messages if "missing" in m.lower()]}
         dm = model.model.diffusion_model
         dm.num_audio_channels, dm.audio_frequency_bins = audio_channels, audio_bins  # see the module docstring

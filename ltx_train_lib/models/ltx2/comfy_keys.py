@@ -57,9 +57,12 @@ def comfy_transformer_config(config: dict) -> dict:
     LTX-2 checkpoints carry; without it ComfyUI falls back to defaults that differ from diffusers' model in more than
     dims: video RoPE without the causal first frame (``causal_temporal_positioning``), RoPE on token starts instead of
     token middles (``use_middle_indices_grid``) and the cross-modal gates fed sigma instead of sigma x 1000
-    (``av_ca_timestep_scale_multiplier``). Measured on tiny-ltx2: with these set, ComfyUI 0.33's LTXAV and diffusers
-    agree to float rounding per stream. The text connectors' sizes are not part of the transformer's config (diffusers
-    keeps them in ``LTX2TextConnectors``); ComfyUI needs none of them when it is given the connectors' outputs.
+    (``av_ca_timestep_scale_multiplier``). Measured on tiny-ltx2 (tests/test_ltx2.py): with these set, ComfyUI 0.33's
+    LTXAV and diffusers give the same velocities (max difference ~1e-5) with either cross-modal attention alone or
+    none; with both, ComfyUI 0.33's video-to-audio attention reads the video stream after the audio-to-video update
+    (diffusers before it), which no config changes. The text connectors' sizes are not part of the transformer's
+    config (diffusers keeps them in ``LTX2TextConnectors``); ComfyUI needs none of them when it is given the
+    connectors' outputs (``LTXAVModel.preprocess_text_embeds`` passes a context of twice ``caption_channels`` as is).
     """
     c = config
     out = dict(
