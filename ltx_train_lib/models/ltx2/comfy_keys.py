@@ -47,3 +47,45 @@ def to_comfy_path(name: str) -> str:
 def to_diffusers_path(name: str) -> str:
     """ComfyUI LTXAV module/parameter path (no prefix) -> diffusers path (no prefix)."""
     return _map(name, TOP_LEVEL_TO_DIFFUSERS, SEGMENTS_TO_DIFFUSERS)
+
+
+def comfy_transformer_config(config: dict) -> dict:
+    """The ``config`` metadata entry (its ``"transformer"`` part) that makes ComfyUI build the same model as
+    diffusers' ``LTX2VideoTransformer3DModel`` with ``config``.
+
+    ComfyUI's model detection reads a few dims off the tensors and takes everything else from this entry, which
+    LTX-2 checkpoints carry; without it ComfyUI falls back to defaults that differ from diffusers' model in more than
+    dims: video RoPE without the causal first frame (``causal_temporal_positioning``), RoPE on token starts instead of
+    token middles (``use_middle_indices_grid``) and the cross-modal gates fed sigma instead of sigma x 1000
+    (``av_ca_timestep_scale_multiplier``). Measured on tiny-ltx2 (tests/test_ltx2.py): with these set, ComfyUI 0.33's
+    LTXAV and diffusers give the same velocities (max difference ~1e-5) with either cross-modal attention alone or
+    none; with both, ComfyUI 0.33's video-to-audio attention reads the video stream after the audio-to-video update
+    (diffusers before it), which no config changes. The text connectors' sizes are not part of the transformer's
+    config (diffusers keeps them in ``LTX2TextConnectors``); ComfyUI needs none of them when it is given the
+    connectors' outputs (``LTXAVModel.preprocess_text_embeds`` passes a context of twice ``caption_channels`` as is).
+    """
+    c = config
+    out = dict(
+        num_layers=c["num_layers"], in_channels=c["in_channels"], audio_in_channels=c["audio_in_channels"],
+        cross_attention_dim=c["cross_attention_dim"], audio_cross_attention_dim=c["audio_cross_attention_dim"],
+        caption_channels=c["caption_channels"], num_attention_heads=c["num_attention_heads"],
+        attention_head_dim=c["attention_head_dim"], audio_num_attention_heads=c["audio_num_attention_heads"],
+        audio_attention_head_dim=c["audio_attention_head_dim"],
+        positional_embedding_theta=float(c.get("rope_theta", 10000.0)),
+        positional_embedding_max_pos=[c.get("pos_embed_max_pos", 20), c.get("base_height", 2048), c.get("base_width", 2048)],
+        audio_positional_embedding_max_pos=[c.get("audio_pos_embed_max_pos", 20)],
+        vae_scale_factors=list(c.get("vae_scale_factors", (8, 32, 32))),
+        # diffusers places the first latent frame causally (its one pixel frame at t=0) and takes RoPE at the middle
+        # of each token's [start, end) span; ComfyUI does either only when told.
+        causal_temporal_positioning=c.get("causal_offset", 1) == 1,
+        use_middle_indices_grid=True,
+        timestep_scale_multiplier=float(c.get("timestep_scale_multiplier", 1000)),
+        av_ca_timestep_scale_multiplier=float(c.get("cross_attn_timestep_scale_multiplier", 1000)),
+        rope_type=c.get("rope_type", "interleaved"),
+        frequencies_precision="float64" if c.get("rope_double_precision", True) else "float32",
+        apply_gated_attention=bool(c.get("gated_attn") or c.get("audio_gated_attn")),
+        cross_attention_adaln=bool(c.get("cross_attn_mod") or c.get("audio_cross_attn_mod")),
+        ff_bias=c.get("ff_bias", True) is not False,
+        audio_ff_bias=c.get("audio_ff_bias", True) is not False,
+    )
+    return out

@@ -26,6 +26,7 @@ from ltx_train_lib.models.ltx2.versions import FAMILY, LICENSE_NAME, MODEL_VERSI
 _VERSION_LIKE = re.compile(r"^LTX-?2", re.IGNORECASE)
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 TRANSFORMER_CONFIG_METADATA = "transformer_config"
+COMFY_CONFIG_METADATA = "config"  # the header entry ComfyUI's model detection reads (comfy/model_detection.py)
 
 # LoRA targets per training mode (model.modalities): the video stream's attentions and feed-forward for video, the
 # audio stream's for audio, and the cross-modal attentions whenever both streams learn together.
@@ -196,8 +197,12 @@ class Ltx2Family(ModelFamily):
         return comfy_keys.to_diffusers_path(name)
 
     def full_model_metadata(self, transformer, components: ModelComponents | None = None) -> dict[str, str]:
+        # transformer_config (diffusers' names) loads the file back here; config (ComfyUI's, as LTX-2 checkpoints
+        # carry it) makes ComfyUI's LTXAV build the same model once the file is converted to ComfyUI's layout.
         config = {k: v for k, v in dict(transformer.config).items() if not k.startswith("_")}
-        return {TRANSFORMER_CONFIG_METADATA: json.dumps(config), "license": LICENSE_NAME}
+        comfy = {"transformer": comfy_keys.comfy_transformer_config(config)}
+        return {TRANSFORMER_CONFIG_METADATA: json.dumps(config), COMFY_CONFIG_METADATA: json.dumps(comfy, sort_keys=True),
+                "license": LICENSE_NAME}
 
     def weights_metadata(self) -> dict[str, str]:
         """Every LoRA and fine-tune of this family states the base model's licence (they are derivatives)."""
