@@ -16,7 +16,8 @@ then decodes ``latent`` ([B, C, F, H, W], a ComfyUI LATENT: normalised) with ``V
 latent before decoding; ``"no_decode_noise": true`` turns that off (0.3.6x: the ``noise_scale`` decode option; 0.33
 reads ``decode_noise_scale`` from the file's config instead). Writes ``<out_dir>/<name>.safetensors`` (``decoded``
 [B, F, H, W, 3], ``encoded``) and ``<out_dir>/report.json``: the ComfyUI version and per job the load error (if
-loading failed), the VAE's dtype, and the names the file and ComfyUI's module disagree on.
+loading failed), the VAE's dtype, and the names the file and ComfyUI's module disagree on; and whether this
+ComfyUI reads the first/last layer widths from the config (``reads_base_channels``; 0.3.6x does not).
 """
 
 from __future__ import annotations
@@ -47,7 +48,11 @@ def main(spec_path: str) -> int:
     except ImportError:
         version = "unknown"
     torch.set_num_threads(1)
-    report: dict = {"comfyui_version": version, "jobs": {}}
+    from comfy.ldm.lightricks.vae.causal_video_autoencoder import VideoVAE
+
+    # 0.3.6x builds the encoder's first / decoder's last layers 128 wide whatever the config says
+    reads_widths = "encoder_base_channels" in inspect.getsource(VideoVAE.__init__)
+    report: dict = {"comfyui_version": version, "reads_base_channels": reads_widths, "jobs": {}}
     for job in spec["jobs"]:
         entry: dict = {}
         report["jobs"][job["name"]] = entry

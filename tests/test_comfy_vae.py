@@ -105,13 +105,17 @@ def test_widths_that_are_not_whole_multiples_are_refused():
         comfy_vae.diffusers_vae_to_comfy(vae.state_dict(), vae.config, require_loadable=False)
 
 
-def test_padded_tiny_vae_decodes_and_encodes_like_the_tiny_vae():
+def test_tiny_vae_in_comfyui_dims_decodes_and_encodes_like_the_tiny_vae():
+    """128 latent channels (the extra ones inert) and 128-wide layers (each channel repeated 16 times)."""
     from diffusers import AutoencoderKLLTXVideo
 
+    from ltx_train_lib.models.ltxv.tiny_comfy import widen_tiny_vae
+
     tiny = _tiny_vae()
-    sd, config = comfy_vae.pad_latent_channels(tiny.state_dict(), tiny.config)
+    sd, config = widen_tiny_vae(tiny.state_dict(), dict(tiny.config))
     wide = AutoencoderKLLTXVideo(**{k: v for k, v in config.items() if not k.startswith("_")}).eval()
     wide.load_state_dict(sd, strict=True)
+    assert wide.decoder.conv_out.conv.weight.shape == (48, 128, 3, 3, 3) and wide.config.latent_channels == 128
     g = torch.Generator().manual_seed(0)
     z = torch.randn(1, 8, 2, 2, 3, generator=g)
     junk = torch.randn(1, 120, 2, 2, 3, generator=g) * 5
@@ -123,9 +127,21 @@ def test_padded_tiny_vae_decodes_and_encodes_like_the_tiny_vae():
     assert torch.equal(b.mean[:, 8:], torch.zeros_like(b.mean[:, 8:]))
     torch.testing.assert_close(b.logvar[:, :8], a.logvar, atol=1e-5, rtol=0)
     assert wide.latents_std[8:].eq(1).all() and wide.latents_mean[8:].eq(0).all()
+    assert torch.equal(wide.latents_mean[:8], tiny.latents_mean)
+
+
+def test_widening_refuses_a_vae_it_has_no_rule_for():
+    from ltx_train_lib.models.ltxv.tiny_comfy import widen_tiny_vae
+
+    vae = _vae(**V090)
+    with pytest.raises(ConversionError, match="widths \\[8, 16, 32\\]"):
+        widen_tiny_vae(vae.state_dict(), dict(vae.config))
 
 
 # ------------------------------------------------------------------------------------------------ ComfyUI's loaders
+
+
+UNUSED_COMFY_BUFFERS = {f"per_channel_statistics.{n}" for n in ("channel", "mean-of-stds", "mean-of-stds_over_std-of-means")}
 
 
 def _comfy_python() -> str:
@@ -213,8 +229,14 @@ def test_comfyui_decodes_and_encodes_like_diffusers(tmp_path: Path) -> None:
     lines = [f"ComfyUI {report['comfyui_version']}: max |ComfyUI - diffusers|"]
     for name, (decoded, encoded) in expected.items():
         entry = report["jobs"][name]
+        if name in models and not report["reads_base_channels"]:  # their first/last layers are 8 wide, not 128
+            assert "size mismatch" in entry.get("load_error", ""), entry
+            lines.append(f"  {name}: not loadable here (this ComfyUI builds 128-wide first/last layers)")
+            continue
         assert "load_error" not in entry, entry
-        assert entry["missing"] == [] and entry["unexpected"] == [], entry  # every weight named as ComfyUI names it
+        # every weight named as ComfyUI names it; 0.3.6x also has three statistics buffers it never reads (Lightricks'
+        # files carry them, diffusers drops them, so there is nothing to fill them with)
+        assert set(entry["missing"]) <= UNUSED_COMFY_BUFFERS and entry["unexpected"] == [], entry
         out = load_file(str(tmp_path / "out" / f"{name}.safetensors"))
         assert out["decoded"].shape == decoded.shape and out["encoded"].shape == encoded.shape, name
         d, e = (out["decoded"] - decoded).abs().max().item(), (out["encoded"] - encoded).abs().max().item()

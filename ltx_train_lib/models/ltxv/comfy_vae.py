@@ -17,16 +17,22 @@ channels, so ComfyUI can load only a VAE with 128 latent channels (:func:`comfy_
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ltx_train_lib.errors import ConversionError
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from torch import Tensor
 
 # The latent width ComfyUI's VideoVAE hard-codes for its per_channel_statistics buffers (0.3.6x to 0.33 at least).
 COMFY_LATENT_CHANNELS = 128
+# The width of the encoder's first and the decoder's last layers in every real LTX-Video VAE. ComfyUI 0.3.6x builds
+# them this wide whatever the config says; 0.33 reads encoder_base_channels / decoder_base_channels.
+COMFY_BASE_CHANNELS = 128
 # Module-level leaf names that differ (diffusers suffix -> ComfyUI suffix).
 _LEAF_RENAMES = (
     ("conv_shortcut.conv.weight", "conv_shortcut.weight"),
@@ -169,6 +175,12 @@ def comfy_vae_config(config: Mapping[str, Any], *, require_loadable: bool = True
     the latent statistics, so it could neither encode nor decode).
     """
     _, vae = _layout(config)
+    widths = {vae["encoder_base_channels"], vae["decoder_base_channels"]}
+    if widths != {COMFY_BASE_CHANNELS}:
+        logger.warning(
+            "LTX-Video VAE with first/last layers %s channels wide: ComfyUI 0.3.6x builds them %d wide and fails to "
+            "load it; ComfyUI 0.33 reads the width from the config.", sorted(widths), COMFY_BASE_CHANNELS
+        )
     if require_loadable and vae["latent_channels"] != COMFY_LATENT_CHANNELS:
         raise ConversionError(
             f"LTX-Video VAE with {vae['latent_channels']} latent channels: ComfyUI's VideoVAE keeps its latent "
@@ -244,29 +256,3 @@ def comfy_vae_to_diffusers(sd: Mapping[str, Tensor], config: Mapping[str, Any]) 
         out[new] = tensor
     return out
 
-
-def pad_latent_channels(
-    sd: Mapping[str, Tensor], config: Mapping[str, Any], channels: int = COMFY_LATENT_CHANNELS
-) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """A diffusers LTX-Video VAE with fewer latent channels, widened to ``channels`` (diffusers layout and config).
-
-    For small test models only: ComfyUI loads nothing but 128-channel LTX-Video VAEs. The added latent channels are
-    inert: the decoder's first convolution has zero weights for them (so decoding ``[z, anything]`` is decoding ``z``),
-    the encoder emits 0 for them (zero weights and bias; the shared log-variance channel stays last), and their
-    statistics are mean 0, std 1.
-    """
-    import torch
-
-    old = int(config["latent_channels"])
-    if old > channels:
-        raise ConversionError(f"LTX-Video VAE with {old} latent channels cannot be padded to {channels}.")
-    out = dict(sd)
-    extra = channels - old
-    w, b = sd["encoder.conv_out.conv.weight"], sd["encoder.conv_out.conv.bias"]  # [old + 1, ...]: means, log-var
-    out["encoder.conv_out.conv.weight"] = torch.cat([w[:old], w.new_zeros((extra, *w.shape[1:])), w[old:]])
-    out["encoder.conv_out.conv.bias"] = torch.cat([b[:old], b.new_zeros(extra), b[old:]])
-    w = sd["decoder.conv_in.conv.weight"]  # [width, old, k, k, k]
-    out["decoder.conv_in.conv.weight"] = torch.cat([w, w.new_zeros((w.shape[0], extra, *w.shape[2:]))], dim=1)
-    out["latents_mean"] = torch.cat([sd["latents_mean"], sd["latents_mean"].new_zeros(extra)])
-    out["latents_std"] = torch.cat([sd["latents_std"], sd["latents_std"].new_ones(extra)])
-    return out, {**dict(config), "latent_channels": channels}
