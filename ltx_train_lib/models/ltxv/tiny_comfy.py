@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
 from typing import TYPE_CHECKING, Any
 
 from ltx_train_lib.errors import ConversionError
