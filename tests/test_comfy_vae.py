@@ -243,3 +243,35 @@ def test_comfyui_decodes_and_encodes_like_diffusers(tmp_path: Path) -> None:
         lines.append(f"  {name} ({entry['dtype']}): decode {d:.2e} (pixels 0..1), encode {e:.2e}")
         assert d < 1e-4 and e < 1e-4, lines[-1]
     print("\n" + "\n".join(lines))
+
+
+def test_tiny_comfy_checkpoint_with_vae_is_the_tiny_model_on_channels_0_to_7(tmp_path: Path):
+    """The widened transformer (read back through our ComfyUI -> diffusers conversion) predicts what the tiny one does
+    on channels 0..7 whatever channels 8..127 hold, and 0 on those; the file carries both configs and the VAE."""
+    from diffusers import LTXVideoTransformer3DModel
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from ltx_train_lib import export
+    from ltx_train_lib.models.ltxv.tiny import TRANSFORMER_CONFIG, tiny_model_dir
+    from ltx_train_lib.models.ltxv.tiny_comfy import write_tiny_comfy_checkpoint
+
+    path = write_tiny_comfy_checkpoint(tmp_path / "ckpt.safetensors", with_vae=True)
+    with safe_open(str(path), "pt") as fh:
+        config = json.loads(fh.metadata()["config"])
+    assert config["transformer"]["in_channels"] == 128 and config["vae"]["latent_channels"] == 128
+    sd = load_file(str(path))
+    assert sd["vae.per_channel_statistics.std-of-means"].shape == (128,)
+    assert torch.equal(sd["vae.per_channel_statistics.mean-of-means"][:8], torch.tensor(LATENTS_MEAN))
+    tiny = LTXVideoTransformer3DModel.from_pretrained(str(tiny_model_dir() / "transformer")).eval()
+    wide = LTXVideoTransformer3DModel(**{**TRANSFORMER_CONFIG, "in_channels": 128, "out_channels": 128}).eval()
+    wide.load_state_dict(export.full_comfy_to_diffusers(sd), strict=True)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 12, 128, generator=g)
+    text = torch.randn(1, 4, TRANSFORMER_CONFIG["caption_channels"], generator=g)
+    kw = dict(encoder_hidden_states=text, timestep=torch.tensor([500.0]), encoder_attention_mask=torch.ones(1, 4),
+              num_frames=2, height=2, width=3, return_dict=False)
+    with torch.no_grad():
+        a, b = tiny(x[..., :8], **kw)[0], wide(x, **kw)[0]
+    torch.testing.assert_close(b[..., :8], a, atol=1e-5, rtol=0)
+    assert torch.equal(b[..., 8:], torch.zeros_like(b[..., 8:]))
