@@ -6,8 +6,8 @@
 Imports the real ComfyUI from ``spec["comfyui"]`` (nothing of ComfyUI is copied here) and, for each job, loads the
 file as ComfyUI's nodes do:
 
-- ``"loader": "vae"``: VAELoader's path, ``comfy.utils.load_torch_file(..., return_metadata=True)`` then
-  ``comfy.sd.VAE(sd=, metadata=)``;
+- ``"loader": "vae"``: ``comfy.utils.load_torch_file(..., return_metadata=True)`` then ``comfy.sd.VAE(sd=, metadata=)``
+  (VAELoader's path on 0.33; 0.3.6x's VAELoader drops the metadata, so only its checkpoint loader reads the config);
 - ``"loader": "checkpoint"``: CheckpointLoaderSimple's path, ``comfy.sd.load_checkpoint_guess_config`` (the VAE is
   its third output);
 

@@ -153,7 +153,8 @@ def write_tiny_comfy_checkpoint(
 
 
 def write_tiny_comfy_vae(path: str | Path, model_dir: str | Path | None = None) -> Path:
-    """Write the tiny VAE in ComfyUI's dims (module docstring) as a ComfyUI VAE file (VAELoader)."""
+    """Write the tiny VAE in ComfyUI's dims (module docstring) as a ComfyUI VAE file: VAELoader on ComfyUI 0.33 (0.3.6x's
+    VAELoader drops the file's config and builds the real VAE's dims; use the checkpoint there)."""
     from ltx_train_lib import export
 
     sd, vae = tiny_comfy_vae(model_dir)
