@@ -103,7 +103,7 @@ def comfy(tmp_path_factory):
     python = _python()
     base = tmp_path_factory.mktemp("comfyui")
     folders = {k: base / k for k in ("input", "output", "temp", "custom_nodes", "user")}
-    folders.update(checkpoints=base / "models" / "checkpoints", loras=base / "models" / "loras")
+    folders.update(checkpoints=base / "models" / "checkpoints", loras=base / "models" / "loras", vae=base / "models" / "vae")
     for f in folders.values():
         f.mkdir(parents=True)
     (folders["custom_nodes"] / "ComfyUI-LTX-Trainer").symlink_to(ROOT, target_is_directory=True)
@@ -128,7 +128,7 @@ def comfy(tmp_path_factory):
                 raise AssertionError("ComfyUI did not start:\n" + (base / "comfyui.log").read_text()[-4000:]) from None
             time.sleep(1)
     _sample_data(folders["input"])
-    _tiny_comfy_checkpoints(folders["checkpoints"])
+    _tiny_comfy_checkpoints(folders["checkpoints"], folders["vae"])
     yield server
     os.killpg(proc.pid, signal.SIGTERM)
     try:
@@ -151,22 +151,17 @@ def _sample_data(input_dir: Path) -> None:
     write_captions(dataset / "captions.json", [CaptionEntry(f"a moving pattern, clip {i}", p) for i, p in enumerate(clips)])
 
 
-def _tiny_comfy_checkpoints(folder: Path) -> None:
-    """The `tiny` transformer as ComfyUI single-file checkpoints (ComfyUI's LTXV class with the tiny dims, passed as
-    the file's "config" metadata): the whole model, and a 1-block copy on which half of a LoRA's keys patch nothing."""
-    from safetensors.torch import load_file, save_file
+def _tiny_comfy_checkpoints(folder: Path, vae_folder: Path) -> None:
+    """The `tiny` model as ComfyUI single-file checkpoints (ComfyUI's LTXV classes with the tiny dims, passed as the
+    file's "config" metadata): the transformer alone (8 latent channels), a 1-block copy on which half of a LoRA's
+    keys patch nothing, and the transformer with the tiny VAE in ComfyUI's 128-channel latent space (channels 0..7 are
+    the tiny model's, ltx_train_lib/models/ltxv/tiny_comfy.py), also as a lone VAE file for VAELoader."""
+    from ltx_train_lib.models.ltxv.tiny_comfy import write_tiny_comfy_checkpoint, write_tiny_comfy_vae
 
-    from ltx_train_lib import export
-    from ltx_train_lib.models.ltxv.tiny import TRANSFORMER_CONFIG as C
-    from ltx_train_lib.models.ltxv.tiny import tiny_model_dir
-
-    sd = load_file(str(tiny_model_dir() / "transformer" / "diffusion_pytorch_model.safetensors"))
-    full = {k: v.contiguous() for k, v in export.full_diffusers_to_comfy(sd).items()}
-    keys = ("in_channels", "cross_attention_dim", "caption_channels", "num_attention_heads", "attention_head_dim")
-    for name, layers in (("ltx_tiny_comfy.safetensors", C["num_layers"]), ("ltx_tiny_1block.safetensors", 1)):
-        weights = {k: v for k, v in full.items() if not any(f"transformer_blocks.{i}." in k for i in range(layers, C["num_layers"]))}
-        config = {"transformer": {"num_layers": layers, **{k: C[k] for k in keys}}}
-        save_file(weights, str(folder / name), metadata={"config": json.dumps(config)})
+    write_tiny_comfy_checkpoint(folder / "ltx_tiny_comfy.safetensors")
+    write_tiny_comfy_checkpoint(folder / "ltx_tiny_1block.safetensors", num_layers=1)
+    write_tiny_comfy_checkpoint(folder / "ltx_tiny_comfy_vae.safetensors", with_vae=True)
+    write_tiny_comfy_vae(vae_folder / "ltx_tiny_vae.safetensors")
 
 
 def to_api(workflow: dict, object_info: dict, overrides: dict[str, dict] | None = None) -> dict:
@@ -432,3 +427,51 @@ def test_compare_checkpoints_samples_one_latent_per_checkpoint(comfy):
     assert result["status"]["status_str"] == "success", json.dumps(result["status"])[-3000:]
     zero = _saved_latent(comfy, f"{prefix}_c")
     assert all(torch.allclose(z, latents[0], atol=1e-5) for z in zero)
+
+
+def test_tiny_vae_decodes_in_comfyui_like_diffusers(comfy):
+    """LoadLatent -> VAEDecode -> SaveImage with the VAE of CheckpointLoaderSimple (ltx_tiny_comfy_vae, slot 2) and
+    of VAELoader (ltx_tiny_vae): the frames are the tiny diffusers VAE's decode of the latent's first 8 channels
+    (ComfyUI's LATENT is normalised: diffusers decodes it denormalised), up to SaveImage's 8-bit truncation. 0.3.6x's
+    VAELoader drops the file's metadata, so it builds the real VAE's dims and fails on the tiny one (the node error
+    names the size mismatch); CheckpointLoaderSimple passes the metadata on every version."""
+    import numpy as np
+    import torch
+    from diffusers import AutoencoderKLLTXVideo
+    from PIL import Image
+    from safetensors.torch import save_file
+
+    from ltx_train_lib.models.ltxv.geometry import denormalize_latents
+    from ltx_train_lib.models.ltxv.tiny import tiny_model_dir
+
+    info = comfy.get("/object_info")
+    assert "ltx_tiny_comfy_vae.safetensors" in info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0]
+    assert "ltx_tiny_vae.safetensors" in info["VAELoader"]["input"]["required"]["vae_name"][0]
+    latent = torch.randn(1, 128, 2, 2, 3, generator=torch.Generator().manual_seed(1))
+    probe = f"vae_{uuid.uuid4().hex[:8]}.latent"
+    save_file({"latent_tensor": latent, "latent_format_version_0": torch.tensor([])}, str(comfy.folders["input"] / probe))
+    tiny = AutoencoderKLLTXVideo.from_pretrained(str(tiny_model_dir() / "vae")).eval()
+    with torch.no_grad():
+        video = tiny.decode(denormalize_latents(latent[:, :8], tiny)).sample[0]  # [3, F, H, W] in -1..1
+    expected = ((video + 1) / 2).clamp(0, 1).permute(1, 2, 3, 0).numpy() * 255  # [F, H, W, 3]
+    loader_reads_config = "VAE(sd=sd, metadata=metadata)" in (Path(COMFYUI) / "nodes.py").read_text()
+    for vae in (["900", 2], ["904", 0]):
+        prefix = f"vae_{uuid.uuid4().hex[:8]}"
+        prompt = {
+            "900": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "ltx_tiny_comfy_vae.safetensors"}},
+            "904": {"class_type": "VAELoader", "inputs": {"vae_name": "ltx_tiny_vae.safetensors"}},
+            "901": {"class_type": "LoadLatent", "inputs": {"latent": probe}},
+            "902": {"class_type": "VAEDecode", "inputs": {"samples": ["901", 0], "vae": vae}},
+            "903": {"class_type": "SaveImage", "inputs": {"images": ["902", 0], "filename_prefix": prefix}},
+        }
+        result = comfy.wait(comfy.queue(prompt))
+        if vae[0] == "904" and not loader_reads_config:
+            assert result["status"]["status_str"] == "error" and "size mismatch" in json.dumps(result["status"])
+            continue
+        assert result["status"]["status_str"] == "success", json.dumps(result["status"])[-3000:]
+        frames = sorted(comfy.folders["output"].glob(f"{prefix}_*.png"))
+        assert len(frames) == expected.shape[0], frames
+        got = np.stack([np.asarray(Image.open(f).convert("RGB"), dtype=np.float64) for f in frames])
+        assert got.shape == expected.shape
+        assert np.abs(got - expected).max() <= 1.0 + 1e-3, (vae, np.abs(got - expected).max())
+        assert got.std() > 1  # not a flat image
