@@ -389,7 +389,7 @@ def test_compare_checkpoints_samples_one_latent_per_checkpoint(comfy):
     # the labelled comparison, saved by ComfyUI's own SaveImage: one row of 3 tiles (base, step 30, step 40)
     from PIL import Image
 
-    from nodes.comparison_grid import GAP
+    from nodes.comparison_grid import GAP, label_height
 
     grid_files = sorted(comfy.folders["output"].glob(f"{prefix}_grid_*.png"))  # one per frame
     assert grid_files
@@ -427,6 +427,32 @@ def test_compare_checkpoints_samples_one_latent_per_checkpoint(comfy):
     assert result["status"]["status_str"] == "success", json.dumps(result["status"])[-3000:]
     zero = _saved_latent(comfy, f"{prefix}_c")
     assert all(torch.allclose(z, latents[0], atol=1e-5) for z in zero)
+
+    # With a VAE: the same run compared on the tiny checkpoint that holds the tiny VAE (ComfyUI's 128 latent
+    # channels, the tiny model on channels 0..7) and decoded by ComfyUI's VAE into the labelled grid, one tile per
+    # entry under its name, every frame: SaveImage writes one file per frame.
+    probe128 = f"compare_{uuid.uuid4().hex[:8]}.latent"
+    save_file({"latent_tensor": torch.randn(1, 128, 2, 2, 3, generator=torch.Generator().manual_seed(0)),
+               "latent_format_version_0": torch.tensor([])}, str(comfy.folders["input"] / probe128))
+    prompt["900"]["inputs"]["ckpt_name"] = "ltx_tiny_comfy_vae.safetensors"
+    prompt["901"]["inputs"]["latent"] = probe128
+    prompt["902"]["inputs"].update(strength=1.0, vae=["900", 2])
+    prompt["903"]["inputs"]["filename_prefix"] = f"{prefix}_d"
+    prompt["904"]["inputs"]["filename_prefix"] = f"{prefix}_vae_grid"
+    result = comfy.wait(comfy.queue(prompt))
+    assert result["status"]["status_str"] == "success", json.dumps(result["status"])[-3000:]
+    assert "connect the model's VAE" not in result["outputs"]["902"]["text"][0]
+    frames = sorted(comfy.folders["output"].glob(f"{prefix}_vae_grid_*.png"))
+    assert len(frames) > 1  # a video: the decoded frames of every entry side by side
+    import numpy as np
+
+    with Image.open(frames[0]) as im:
+        grid = np.asarray(im.convert("RGB"), dtype=np.float32) / 255
+    tile = (grid.shape[1] - 2 * GAP) // 3
+    strip = next(grid.shape[0] - h for h in range(1, grid.shape[0]) if label_height(h) + h == grid.shape[0])
+    pictures = [grid[strip:, i * (tile + GAP):i * (tile + GAP) + tile] for i in range(3)]  # below the name strips
+    assert all(p.std() > 0.01 for p in pictures)  # decoded pixels, not blank name cards
+    assert (np.abs(pictures[0] - pictures[1]).max() > 0.02), "the base model and step 30 look alike"
 
 
 def test_tiny_vae_decodes_in_comfyui_like_diffusers(comfy):
