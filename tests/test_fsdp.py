@@ -185,3 +185,13 @@ def test_fsdp_refuses_fsdp1_and_validation() -> None:
     sampled = cfg.model_copy(update={"validation": cfg.validation.model_copy(update={"prompts": ["a"], "interval": 2})})
     with pytest.raises(ConfigError, match="validation samples cannot be generated under FSDP"):
         checkpoint_io_for(fsdp2, sampled)
+
+
+def test_resume_with_another_process_count_is_refused() -> None:
+    """DCP could reshard the files, but the data order and noise streams are per process: refused, naming the fix."""
+    from ltx_train_lib.training.state import check_resumable
+
+    meta = {"fingerprint": "f", "world_size": 2, "step": 4, "checkpoint_format": SHARDED_FORMAT}
+    check_resumable(meta, "ck", "f", 2)
+    with pytest.raises(TrainingError, match=r"made with 2 process\(es\) but this run has 4; resume with the same --num_processes"):
+        check_resumable(meta, "ck", "f", 4)
