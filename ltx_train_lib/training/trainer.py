@@ -2,7 +2,8 @@
 
 Runs under Hugging Face Accelerate (one process, DDP over several, or FSDP2 sharding full fine-tunes and LoRA:
 how each checkpoints is :mod:`ltx_train_lib.training.checkpoint_io`). Only rank 0 writes files and events.
-SIGTERM/SIGINT (and the death of a watched parent process) stop the run after the current optimizer step with a resumable checkpoint and a ``cancelled`` event. Model specifics come from the model family
+SIGTERM/SIGINT (and the death of a watched parent process) stop the run after the current optimizer step with a
+resumable checkpoint and a ``cancelled`` event. Model specifics come from the model family
 (:mod:`ltx_train_lib.models.family`), the objective from the strategy (:mod:`ltx_train_lib.training.strategy`);
 this module names neither a model class nor a conditioning mode. The loop is one unit of ~300 lines because its
 steps (accumulate, check, step, emit, validate, checkpoint, stop) share the per-step state and read best in order.
