@@ -40,15 +40,16 @@ PLAIN_FORMAT = "plain"
 SHARDED_DIR = "sharded"  # the DCP folder inside a sharded checkpoint
 
 
-def make_accelerator(mixed_precision: str, cpu: bool) -> Accelerator:
+def make_accelerator(mixed_precision: str, cpu: bool, **kwargs: Any) -> Accelerator:
     """The run's Accelerator. ``accelerate launch --use_fsdp`` on a machine without a GPU would silently train
     unsharded: accelerate 1.15 turns FSDP on only for GPU-like process groups, never for gloo (MULTI_CPU). torch's
     FSDP2 (``fully_shard``) works over gloo, so there the FSDP plugin the launcher described is switched on here; the
-    model is then sharded by accelerate's own ``prepare`` exactly as on GPUs (and the tests run that path)."""
+    model is then sharded by accelerate's own ``prepare`` exactly as on GPUs (and the tests run that path).
+    ``kwargs``: passed to Accelerator (e.g. ``kwargs_handlers``)."""
     from accelerate import Accelerator
     from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
 
-    acc = Accelerator(mixed_precision=mixed_precision, cpu=cpu)
+    acc = Accelerator(mixed_precision=mixed_precision, cpu=cpu, **kwargs)
     if acc.distributed_type == DistributedType.MULTI_CPU and os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":
         plugin = FullyShardedDataParallelPlugin()  # from the launcher's FSDP_* environment
         if plugin.fsdp_version != 2:
