@@ -27,6 +27,8 @@ def test_launch_command_flags() -> None:
     assert nodes[nodes.index("--main_process_ip") + 1] == "10.0.0.1"
     fsdp = build_launch_command("c.yaml", 2, cuda=True, fsdp=True)
     assert "--use_fsdp" in fsdp and "LTXVideoTransformerBlock" in fsdp
+    assert fsdp[fsdp.index("--fsdp_version") + 1] == "2"  # FSDP2: what ltx_train_lib.training.checkpoint_io shards
+    assert fsdp[fsdp.index("--fsdp_state_dict_type") + 1] == "SHARDED_STATE_DICT"
 
 
 def test_fsdp_block_class_is_the_callers() -> None:

@@ -54,16 +54,24 @@ def build_launch_command(
     cmd = [sys.executable, "-m", "accelerate.commands.launch"]
     total = num_processes * num_machines
     if fsdp:
+        # FSDP2 (torch's fully_shard through accelerate): parameters and optimizer state sharded over the processes
+        # (FULL_SHARD), one shard unit per transformer block. SHARDED_STATE_DICT: checkpoints are written per rank by
+        # torch.distributed.checkpoint (ltx_train_lib.training.checkpoint_io); only the final weights are gathered.
+        # No cpu_ram_efficient_loading: every rank loads the base itself (rank 0 broadcasting it needs the GPU path).
         cmd += [
             "--use_fsdp",
-            "--fsdp_sharding_strategy",
-            "FULL_SHARD",
+            "--fsdp_version",
+            "2",
+            "--fsdp_reshard_after_forward",
+            "true",
             "--fsdp_auto_wrap_policy",
             "TRANSFORMER_BASED_WRAP",
             "--fsdp_transformer_layer_cls_to_wrap",
             fsdp_block_class,
             "--fsdp_state_dict_type",
-            "FULL_STATE_DICT",
+            "SHARDED_STATE_DICT",
+            "--fsdp_cpu_ram_efficient_loading",
+            "false",
         ]
     elif total > 1:
         # On CPU-only machines this still gives gloo DDP; `--cpu` with several processes would need mpirun.

@@ -4,7 +4,9 @@ Layout under ``<output_dir>/checkpoints/``:
 
 - ``lora_weights_step_00010.safetensors`` / ``model_weights_step_00010.safetensors``: the weights at that step in
   the reference's naming (diffusers keys), usable as ``model.load_checkpoint``.
-- ``training_state_step_00010/``: what resume needs (``trainable.safetensors``, ``state.pt``, ``meta.json``).
+- ``training_state_step_00010/``: what resume needs (``trainable.safetensors``, ``state.pt``, ``meta.json``; under
+  FSDP a ``sharded/`` folder of per-rank DCP files instead of ``trainable.safetensors``, see
+  :mod:`ltx_train_lib.training.checkpoint_io`).
   It is written into a temporary folder and renamed, so a run killed at any moment never leaves a state folder
   that resume would pick up half-written.
 """

@@ -61,16 +61,20 @@ def weights_metadata(cfg: TrainerConfig, model_label: str, step: int, family: Mo
     return meta
 
 
-def lora_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The adapter's weights as saved: peft keys, float32 on the CPU."""
+def lora_state_dict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """The adapter's weights as saved: peft keys, float32 on the CPU. ``state_dict``: the model's weights gathered
+    elsewhere (under FSDP the model holds only this rank's shard), else read from ``model``."""
     from peft import get_peft_model_state_dict
 
-    return {k: v.detach().float().cpu().contiguous() for k, v in get_peft_model_state_dict(model).items()}
+    sd = get_peft_model_state_dict(model, state_dict=dict(state_dict) if state_dict is not None else None)
+    return {k: v.detach().float().cpu().contiguous() for k, v in sd.items()}
 
 
-def lora_health(cfg: TrainerConfig, model: torch.nn.Module, step: int, *, final: bool) -> LoraHealth | None:
+def lora_health(cfg: TrainerConfig, model: torch.nn.Module, step: int, *, final: bool,
+                state_dict: Mapping[str, torch.Tensor] | None = None) -> LoraHealth | None:
     """The health scan of the adapter as it would be saved at ``step`` (None for a full fine-tune). ``final``: the
-    run's last weights, which must change the model (see :mod:`ltx_train_lib.lora_health`)."""
+    run's last weights, which must change the model (see :mod:`ltx_train_lib.lora_health`); ``state_dict``: the
+    weights gathered elsewhere (FSDP), as for :func:`lora_state_dict`."""
     if cfg.model.training_mode != "lora":
         return None
     from peft import get_peft_model_state_dict
@@ -79,19 +83,21 @@ def lora_health(cfg: TrainerConfig, model: torch.nn.Module, step: int, *, final:
 
     # Scanned where the weights are (no copy to the CPU): the same values save_weights writes, before the cast to
     # float32, which keeps NaN/Inf and zeros as they are.
-    return scan_state_dict({k: v.detach() for k, v in get_peft_model_state_dict(model).items()}, step=step,
-                           require_update=final)
+    sd = get_peft_model_state_dict(model, state_dict=dict(state_dict) if state_dict is not None else None)
+    return scan_state_dict({k: v.detach() for k, v in sd.items()}, step=step, require_update=final)
 
 
 def save_weights(
     cfg: TrainerConfig, family: ModelFamily, model: torch.nn.Module, folder: Path, *, model_label: str,
     suffix: str = "", step: int = 0, components: ModelComponents | None = None,
     frame_rates: Mapping[float, int] | None = None, health: LoraHealth | None = None,
+    state_dict: Mapping[str, torch.Tensor] | None = None,
 ) -> dict[str, str]:
     """Write the weights of ``model`` into ``folder``; returns {"lora", "lora_comfy"} or {"model"} -> path.
     ``components``: the loaded base (a full model's header states its position rules); ``frame_rates``: see
     :func:`weights_metadata`; ``health``: the LoRA's scan when the caller made it (else it is made here), written
-    into both headers."""
+    into both headers; ``state_dict``: the weights to write when ``model`` holds only a shard of them (FSDP: the
+    consolidated full state dict), else ``model``'s own."""
     from ltx_train_lib import export
 
     meta = weights_metadata(cfg, model_label, step, family, frame_rates)
@@ -99,7 +105,7 @@ def save_weights(
         from ltx_train_lib.lora_health import HEALTH_KEY, scan_state_dict
 
         assert cfg.lora is not None
-        sd = lora_state_dict(model)
+        sd = lora_state_dict(model, state_dict)
         meta[HEALTH_KEY] = (health or scan_state_dict(sd, step=step)).to_metadata()
         d, c = export.save_lora_pair(
             sd,
@@ -112,7 +118,8 @@ def save_weights(
             family=family,
         )
         return {"lora": str(d), "lora_comfy": str(c)}
-    sd = {k.replace("_orig_mod.", ""): v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    weights = model.state_dict() if state_dict is None else state_dict
+    sd = {k.replace("_orig_mod.", ""): v.detach().cpu().contiguous() for k, v in weights.items()}
     path = folder / f"model_weights{suffix}.safetensors"
     meta.update(family.full_model_metadata(model, components))
     export.save_full_model(sd, path, meta)

@@ -73,12 +73,12 @@ def set_rng_state(generator: torch.Generator, state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def training_state(step: int, optimizer, scheduler, plan, rng_states: list[dict[str, Any]], scaler, losses: list[float],
+def training_state(step: int, scheduler, plan, rng_states: list[dict[str, Any]], scaler, losses: list[float],
                    schedule: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The ``state.pt`` payload of a checkpoint (rank 0's optimizer; every rank's RNG; the schedule's clock)."""
+    """The ``state.pt`` payload of a checkpoint (every rank's RNG; the schedule's clock), without the optimizer,
+    which :mod:`ltx_train_lib.training.checkpoint_io` stores (in state.pt, or sharded beside it under FSDP)."""
     return {
         "step": step,
-        "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "schedule": schedule,
         "plan": plan.state_dict(),

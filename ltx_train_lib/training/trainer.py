@@ -1,8 +1,9 @@
 """The training loop: LoRA (peft) or full fine-tuning of a model family's transformer, resumable at any moment.
 
-Runs under Hugging Face Accelerate (one process, DDP over several, or FSDP for full fine-tunes). Only rank 0 writes
-files and events. SIGTERM/SIGINT (and the death of a watched parent process) stop the run after the current
-optimizer step with a resumable checkpoint and a ``cancelled`` event. Model specifics come from the model family
+Runs under Hugging Face Accelerate (one process, DDP over several, or FSDP2 sharding full fine-tunes and LoRA:
+how each checkpoints is :mod:`ltx_train_lib.training.checkpoint_io`). Only rank 0 writes files and events.
+SIGTERM/SIGINT (and the death of a watched parent process) stop the run after the current optimizer step with a
+resumable checkpoint and a ``cancelled`` event. Model specifics come from the model family
 (:mod:`ltx_train_lib.models.family`), the objective from the strategy (:mod:`ltx_train_lib.training.strategy`);
 this module names neither a model class nor a conditioning mode. The loop is one unit of ~300 lines because its
 steps (accumulate, check, step, emit, validate, checkpoint, stop) share the per-step state and read best in order.
@@ -33,6 +34,7 @@ from ltx_train_lib.models.registry import family_for_source
 from ltx_train_lib.training import checkpoint as ckpt
 from ltx_train_lib.training import state as run_state
 from ltx_train_lib.training.batches import plan_batches
+from ltx_train_lib.training.checkpoint_io import checkpoint_io_for, make_accelerator
 from ltx_train_lib.training.listeners import build_listeners, close_listeners
 from ltx_train_lib.training.model_setup import build_optimizer, build_trainable_model
 from ltx_train_lib.training.outputs import lora_health, save_size_estimate, save_weights
@@ -184,15 +186,16 @@ class Trainer:
         )
 
     # ------------------------------------------------------------------ state
-    def _check_health(self, step: int):
+    def _check_health(self, step: int, weights=None):
         """The LoRA health gate, on every rank (identical weights) before anything of ``step`` is written: the scan
         goes into a ``health`` event (and the weights' headers); an unhealthy LoRA stops the run with one error
-        naming the tensors and the fix, and is never written. The last healthy checkpoint stays as it was."""
+        naming the tensors and the fix, and is never written. The last healthy checkpoint stays as it was.
+        ``weights``: the gathered weights of :meth:`CheckpointIO.weights` (None: read from the model)."""
         cached = getattr(self, "_health", None)
         if cached is not None and cached[0] == step:
             return cached[1]
         final = step >= self.cfg.optimization.steps
-        report = lora_health(self.cfg, self.unwrapped, step, final=final)
+        report = lora_health(self.cfg, self.unwrapped, step, final=final, state_dict=weights)
         if report is None:
             return None
         self._emit("health", step=step, final=final, ok=report.ok, tensors=report.tensors, modules=report.modules,
@@ -206,26 +209,32 @@ class Trainer:
         self._health = (step, report)
         return report
 
+    def _gather_weights(self):
+        """The weights as the weight files hold them, gathered collectively under FSDP (None otherwise)."""
+        return self.ckpt_io.weights(self.unwrapped, lora=self.cfg.model.training_mode == "lora")
+
     def _save_checkpoint(self, step: int) -> Path | None:
+        """Every rank calls this (under FSDP the gathers and the sharded save are collective); rank 0 writes the
+        weight files, prunes and emits. Returns the checkpoint's path on rank 0."""
         from accelerate.utils import gather_object
 
-        health = self._check_health(step)
+        weights = self._gather_weights()
+        health = self._check_health(step, weights)
         rng = run_state.rng_state(self.generator)
         rng_states = gather_object([rng]) if self.world_size > 1 else [rng]
-        trainable = run_state.trainable_state(self.unwrapped)
-        if not self.is_main:
-            self.accelerator.wait_for_everyone()
-            return None
         scaler = getattr(self.accelerator, "scaler", None)
-        state = run_state.training_state(step, self.optimizer, self.scheduler, self.plan, rng_states, scaler, self.losses,
+        state = run_state.training_state(step, self.scheduler, self.plan, rng_states, scaler, self.losses,
                                          schedule=self.schedule.state_dict())
         meta = {"fingerprint": self.fingerprint, "world_size": self.world_size, "training_mode": self.cfg.model.training_mode,
                 "steps": self.cfg.optimization.steps, "dataset": self.dataset_signature}
-        self._check_room()
+        if self.is_main:
+            self._check_room()
         with self._writing():
-            path = ckpt.save_state_checkpoint(self.output_dir, step, trainable, state, meta)
-            self._save_weights(ckpt.checkpoints_dir(self.output_dir), suffix=f"_step_{step:05d}", step=step, health=health)
-            ckpt.prune_checkpoints(self.output_dir, self.cfg.checkpoints.keep_last_n)
+            path = self.ckpt_io.save(self.output_dir, step, self.unwrapped, self.optimizer, state, meta)
+            if self.is_main:
+                self._save_weights(ckpt.checkpoints_dir(self.output_dir), suffix=f"_step_{step:05d}", step=step,
+                                   health=health, weights=weights)
+                ckpt.prune_checkpoints(self.output_dir, self.cfg.checkpoints.keep_last_n)
         self._emit("checkpoint", step=step, path=str(path))
         self.accelerator.wait_for_everyone()
         return path
@@ -236,6 +245,7 @@ class Trainer:
         self.dataset_signature = run_state.dataset_signature(dataset)  # recorded in every checkpoint's meta
         latest = ckpt.latest_state_checkpoint(self.output_dir) if self.cfg.checkpoints.resume else None
         if latest is not None:
+            self.ckpt_io.check_format(latest.meta, str(latest.path))
             run_state.check_resumable(latest.meta, str(latest.path), self.fingerprint, self.world_size,
                                       dataset=self.dataset_signature, data_root=str(dataset.root), steps=self.cfg.optimization.steps)
         return latest
@@ -249,9 +259,7 @@ class Trainer:
         latest = self._resume_point
         if latest is None:
             return None
-        trainable, state = ckpt.load_state_checkpoint(latest)
-        run_state.restore_trainable(self.unwrapped, trainable, str(latest.path))
-        self.optimizer.load_state_dict(state["optimizer"])
+        state = self.ckpt_io.load(latest, self.unwrapped, self.optimizer)
         self.scheduler.load_state_dict(state["scheduler"])
         self.plan.load_state_dict(state["plan"])
         if state.get("scaler") and getattr(self.accelerator, "scaler", None):
@@ -294,9 +302,9 @@ class Trainer:
         with translate_write_errors(self.output_dir, "output_dir", self._kept_hint()):
             yield
 
-    def _save_weights(self, folder: Path, suffix: str = "", step: int = 0, health=None) -> dict[str, str]:
+    def _save_weights(self, folder: Path, suffix: str = "", step: int = 0, health=None, weights=None) -> dict[str, str]:
         return save_weights(self.cfg, self.family, self.unwrapped, folder, model_label=self.model_label, suffix=suffix, step=step,
-                            components=self.components, frame_rates=self.frame_rates, health=health)
+                            components=self.components, frame_rates=self.frame_rates, health=health, state_dict=weights)
 
     def _validate(self, step: int) -> None:
         if not self.validation_enabled:
@@ -335,8 +343,6 @@ class Trainer:
             self._run_listeners = []
 
     def _setup_and_train(self) -> TrainResult:
-        from accelerate import Accelerator
-
         # Bad input is reported before anything is written (not even an events file); output_dir is checked next.
         dataset = self._check_inputs()
         cfg = self.cfg  # with the choices _check_inputs resolved
@@ -346,12 +352,13 @@ class Trainer:
 
             AcceleratorState._reset_state(reset_partial_state=True)
         # cpu=True on machines without a GPU: with several processes accelerate then uses gloo (MULTI_CPU).
-        self.accelerator = Accelerator(mixed_precision=self._mixed_precision(), cpu=not torch.cuda.is_available())
+        self.accelerator = make_accelerator(self._mixed_precision(), cpu=not torch.cuda.is_available())
         acc = self.accelerator
         self.device = acc.device
         self.rank, self.world_size, self.is_main = acc.process_index, acc.num_processes, acc.is_main_process
         self.plan = BucketBatchPlan(dataset, cfg.optimization.batch_size, cfg.seed, self.rank, self.world_size)
         cfg = self.cfg = self._fit_memory(dataset)  # before the fingerprint and any file: a budget may change what trains
+        self.ckpt_io = checkpoint_io_for(acc, cfg)  # plain (one process, DDP) or sharded (FSDP), chosen once
         if self._events is None:
             # complete=True: a missing field is a trainer bug, caught by the tests that run it
             self._events = EventWriter(self.output_dir / EVENTS_FILE, echo_stdout=os.environ.get("LTX_TRAIN_EVENTS_STDOUT") == "1",
@@ -481,7 +488,9 @@ class Trainer:
                     + "Lower optimization.learning_rate, enable gradient clipping (max_grad_norm) or check the dataset"
                 )
             if opt.max_grad_norm > 0:
-                acc.clip_grad_norm_(params, opt.max_grad_norm)
+                # The prepared model's parameters (FSDP replaces them with shards, and accelerate's FSDP path
+                # recognises the model by its full parameter list); frozen ones have no gradient and are skipped.
+                acc.clip_grad_norm_(self.model.parameters(), opt.max_grad_norm)
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
@@ -531,7 +540,7 @@ class Trainer:
         """Final weights and a resumable checkpoint first, then the final samples: nothing a failing validation or
         Hub push does can cost the run."""
         cfg, acc = self.cfg, self.accelerator
-        digest = run_state.trainable_digest(self.unwrapped)
+        digest = self.ckpt_io.digest(self.unwrapped)
         if self.world_size > 1:
             from accelerate.utils import gather_object
 
@@ -542,11 +551,12 @@ class Trainer:
         if not resumed_only:
             # A final state checkpoint makes a finished run recognisable (re-queueing returns at once).
             self._save_checkpoint(self.step)
-        health = self._check_health(self.step)  # the checkpoint's scan; made here after a resume
+        weights = self._gather_weights()  # collective under FSDP: the consolidated full-precision weights on rank 0
+        health = self._check_health(self.step, weights)  # the checkpoint's scan; made here after a resume
         if self.is_main:
             self._check_room()
             with self._writing():
-                outputs = self._save_weights(self.output_dir, step=self.step, health=health)
+                outputs = self._save_weights(self.output_dir, step=self.step, health=health, weights=weights)
             outputs["training_config"] = str(self.output_dir / "training_config.yaml")
         if not resumed_only and self.validation_enabled:
             self._validate(self.step)  # samples of the final weights
