@@ -294,6 +294,26 @@ class MemoryConfig(_Section):
         return v
 
 
+class DistributedConfig(_Section):
+    """How a run on several processes or machines fails: neither hangs nor trains on as an orphan."""
+
+    collective_timeout_s: float = Field(
+        600.0,
+        ge=1.0,
+        description="(addition) Seconds a process waits for the others in a collective (a gradient all-reduce, a "
+        "barrier) before the run stops with an error naming the process that stalled (torch's default is 30 "
+        "minutes). Phases only rank 0 works in (validation, checkpoint writing) are not limited by it: the others "
+        "wait as long as rank 0 is alive. Raise it when one machine loads the model much more slowly than the rest.",
+    )
+    orphan_grace_s: float = Field(
+        30.0,
+        ge=0.0,
+        description="(addition) When the launcher (accelerate launch, scripts/train_distributed.py) or the ComfyUI "
+        "process dies, every training process stops at the next optimizer step with a resumable checkpoint; one "
+        "still running this many seconds later (in a long validation, a hung step) exits at once.",
+    )
+
+
 class TrainerConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig, description="Base model and training mode.")
     lora: LoraConfig | None = Field(None, description="LoRA settings; required when model.training_mode is 'lora'.")
@@ -308,6 +328,7 @@ class TrainerConfig(_Section):
     wandb: WandbConfig = Field(default_factory=WandbConfig, description="Weights & Biases logging.")
     tensorboard: TensorboardConfig = Field(default_factory=TensorboardConfig, description="(addition) TensorBoard logging.")
     memory: MemoryConfig = Field(default_factory=MemoryConfig, description="(addition) GPU memory budget and block swapping.")
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig, description="(addition) Timeouts of multi-process runs: stalled and orphaned processes.")
     seed: int = Field(42, description="Global seed; each process derives its own noise stream from it and its rank.")
     output_dir: str = Field("outputs", description="Where weights, checkpoints, samples and logs go.")
 

@@ -11,8 +11,12 @@ ask it to stop           ``killpg(pgid, SIGTERM)``                  ``os.kill(pg
 kill the tree            ``killpg(pgid, SIGKILL)``                  ``taskkill /PID <pgid> /T /F``
 does it run              ``killpg(pgid, 0)`` (+ /proc, no zombies)  the leader's pid exists (psutil), the leader
                                                                     outliving its tree
-is a pid alive           ``os.kill(pid, 0)``                        ``psutil.pid_exists`` (``os.kill(pid, 0)``
+is a pid alive           ``os.kill(pid, 0)``, not a zombie (/proc)  ``psutil.pid_exists`` (``os.kill(pid, 0)``
                                                                     would *terminate* it there)
+is my parent alive       ``os.getppid()`` unchanged (orphans are    the parent's pid exists (psutil); Windows
+                         re-parented)                               never re-parents
+told of parent's death   Linux: ``prctl(PR_SET_PDEATHSIG)``;        none (the trainer's watchdog polls)
+                         others: none (the watchdog polls)
 stop signals             SIGTERM, SIGINT                            SIGTERM, SIGINT, SIGBREAK
 peak memory (CPU run)    ``getrusage`` ru_maxrss                    psutil ``peak_wset``
 folder lock              ``fcntl.flock``                            ``msvcrt.locking`` (one byte)
@@ -153,7 +157,40 @@ def pid_alive(pid: int) -> bool | None:
         return False
     except PermissionError:
         return True
-    return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """Linux: whether ``pid`` has exited and waits to be reaped (``os.kill(pid, 0)`` still succeeds then: a
+    SIGKILLed launcher whose parent has not reaped it yet is dead all the same). False where /proc cannot tell."""
+    try:
+        with open(f"/proc/{int(pid)}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"  # the state follows the "(comm)" field
+    except (OSError, IndexError):
+        return False
+
+
+def parent_alive(original_ppid: int) -> bool | None:
+    """Whether the parent this process had at start (``original_ppid``, from ``os.getppid()`` then) still runs.
+    POSIX re-parents an orphan (to init or a subreaper), so a changed ``getppid()`` means the parent died, whatever
+    pid reuse does; Windows keeps the original pid, so there the pid must exist (psutil; None without it)."""
+    if is_windows():
+        return pid_alive(original_ppid)
+    return os.getppid() == original_ppid
+
+
+def set_parent_death_signal(sig: int = signal.SIGTERM) -> bool:
+    """Linux: have the kernel send ``sig`` to this process when its parent exits (PR_SET_PDEATHSIG), SIGKILL of the
+    parent included. False elsewhere (macOS, Windows) or when prctl is unavailable: the caller polls instead."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(1, int(sig), 0, 0, 0) == 0  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return False
 
 
 def process_start_time(pid: int) -> float | None:

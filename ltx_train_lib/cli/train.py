@@ -123,11 +123,17 @@ def train_main(argv: list[str] | None = None) -> int:
 
         is_main = os.environ.get("RANK", "0") == "0"
         listeners = [ProgressPrinter(bars=not args.disable_progress_bars)] if is_main else []
-        result = Trainer(cfg, listeners=listeners).train()
+        trainer = Trainer(cfg, listeners=listeners)
+        result = trainer.train()
     except LtxTrainError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0 if result.status == "done" else 3
+    code = 0 if result.status == "done" else 3
+    if trainer.orphaned:  # the launcher is gone: its checkpoint is written, end now (teardown takes seconds)
+        from ltx_train_lib.training.liveness import exit_at_once
+
+        exit_at_once(code)
+    return code
 
 
 def main() -> None:

@@ -14,6 +14,10 @@ from pathlib import Path
 
 from ltx_train_lib.jobs.launch import build_launch_command
 
+# The workers watch this process (ltx_train_lib.training.liveness.LAUNCHER_PID_ENV, restated: importing it imports
+# torch): `accelerate launch` outlives a SIGKILL of this script, so only the workers' own watch can end them then.
+LAUNCHER_PID_ENV = "LTX_TRAIN_LAUNCHER_PID"
+
 
 def default_num_processes() -> int:
     try:
@@ -62,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         **({"fsdp_block_class": block_class} if block_class else {}),
         machine_rank=args.machine_rank, main_process_ip=args.main_process_ip, main_process_port=args.main_process_port,
     )
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **{LAUNCHER_PID_ENV: str(os.getpid())})
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))
     return subprocess.call(cmd, env=env)
 

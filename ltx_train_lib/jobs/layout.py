@@ -62,6 +62,8 @@ def job_id_for(config: Any, num_processes: int = 1, identity: str | None = None)
     data.pop("output_dir", None)
     if cfg.memory == type(cfg.memory)():
         data.pop("memory", None)  # a config without memory settings keeps the id it had before the section existed
+    if cfg.distributed == type(cfg.distributed)():
+        data.pop("distributed", None)  # likewise
     payload = json.dumps({"config": data, "num_processes": int(num_processes), "identity": identity}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

@@ -25,7 +25,8 @@ def config_fingerprint(cfg: TrainerConfig) -> str:
     data = cfg.model_dump(mode="json")
     # memory: the budget and block swapping change where weights live, not the math (the settings a budget picks
     # that do change it, such as the optimizer, are in their own sections).
-    for key in ("validation", "checkpoints", "hub", "wandb", "tensorboard", "output_dir", "memory"):
+    # distributed: timeouts of a multi-process run, not its math.
+    for key in ("validation", "checkpoints", "hub", "wandb", "tensorboard", "output_dir", "memory", "distributed"):
         data.pop(key, None)
     data["optimization"].pop("steps", None)
     data["data"].pop("num_dataloader_workers", None)

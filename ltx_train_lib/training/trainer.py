@@ -18,6 +18,7 @@ import random
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from ltx_train_lib.training import state as run_state
 from ltx_train_lib.training.batches import plan_batches
 from ltx_train_lib.training.checkpoint_io import checkpoint_io_for, make_accelerator
 from ltx_train_lib.training.listeners import build_listeners, close_listeners
+from ltx_train_lib.training.liveness import RankBoard, Watchdog, describe_stall, is_collective_failure
 from ltx_train_lib.training.model_setup import build_optimizer, build_trainable_model
 from ltx_train_lib.training.outputs import lora_health, save_size_estimate, save_weights
 from ltx_train_lib.training.schedule import ScheduleClock
@@ -222,6 +224,7 @@ class Trainer:
         health = self._check_health(step, weights)
         rng = run_state.rng_state(self.generator)
         rng_states = gather_object([rng]) if self.world_size > 1 else [rng]
+        self._mark(step, "checkpoint")
         scaler = getattr(self.accelerator, "scaler", None)
         state = run_state.training_state(step, self.scheduler, self.plan, rng_states, scaler, self.losses,
                                          schedule=self.schedule.state_dict())
@@ -236,7 +239,7 @@ class Trainer:
                                    health=health, weights=weights)
                 ckpt.prune_checkpoints(self.output_dir, self.cfg.checkpoints.keep_last_n)
         self._emit("checkpoint", step=step, path=str(path))
-        self.accelerator.wait_for_everyone()
+        self._wait_for_main("checkpoint")
         return path
 
     def _check_resume(self, dataset: PrecomputedDataset) -> ckpt.StateCheckpoint | None:
@@ -309,6 +312,7 @@ class Trainer:
     def _validate(self, step: int) -> None:
         if not self.validation_enabled:
             return
+        self._mark(step, "validation")
         if self.is_main:
             model = self.unwrapped
             model.eval()
@@ -326,23 +330,36 @@ class Trainer:
                 model.train()
                 _release_accelerator_memory()
             if paths is None:
-                self.accelerator.wait_for_everyone()
+                self._wait_for_main("validation")
                 return
             self._emit("sample", step=step, paths=[str(p) for p in paths], prompts=list(self.cfg.validation.prompts))
-        self.accelerator.wait_for_everyone()
+        self._wait_for_main("validation")
 
     # ------------------------------------------------------------------ main
     def train(self) -> TrainResult:
         self.stop.install()  # from the start: a Cancel during model loading must not be lost
         self._t_run = time.perf_counter()  # done.seconds: this run's wall time, model loading included
+        # From the start too: a launcher or ComfyUI that dies while the model loads must not leave this process behind.
+        self.watchdog = Watchdog(self.stop, grace_s=self.cfg.distributed.orphan_grace_s)
+        self.watchdog.start()
+        self._board: RankBoard | None = None
         try:
             return self._setup_and_train()
         finally:
+            self.watchdog.halt()
             self.stop.uninstall()
             close_listeners(self._run_listeners)  # they close on the last event; this covers an exit without one
             self._run_listeners = []
 
+    @property
+    def orphaned(self) -> bool:
+        """The launcher or the ComfyUI process that started this run died (the run stopped for that)."""
+        watchdog = getattr(self, "watchdog", None)
+        return watchdog is not None and watchdog.orphaned
+
     def _setup_and_train(self) -> TrainResult:
+        from accelerate.utils import InitProcessGroupKwargs
+
         # Bad input is reported before anything is written (not even an events file); output_dir is checked next.
         dataset = self._check_inputs()
         cfg = self.cfg  # with the choices _check_inputs resolved
@@ -352,10 +369,17 @@ class Trainer:
 
             AcceleratorState._reset_state(reset_partial_state=True)
         # cpu=True on machines without a GPU: with several processes accelerate then uses gloo (MULTI_CPU).
-        self.accelerator = make_accelerator(self._mixed_precision(), cpu=not torch.cuda.is_available())
+        # The collective timeout: a stalled process stops the run with its name (see _collective_failures), not
+        # after torch's 30 minutes of silence.
+        timeout = InitProcessGroupKwargs(timeout=timedelta(seconds=cfg.distributed.collective_timeout_s))
+        self.accelerator = make_accelerator(self._mixed_precision(), cpu=not torch.cuda.is_available(),
+                                            kwargs_handlers=[timeout])
         acc = self.accelerator
         self.device = acc.device
         self.rank, self.world_size, self.is_main = acc.process_index, acc.num_processes, acc.is_main_process
+        self._board = RankBoard.from_process_group(self.rank, self.world_size)
+        self.watchdog.attach(self._board)
+        self._mark(0, "starting")
         self.plan = BucketBatchPlan(dataset, cfg.optimization.batch_size, cfg.seed, self.rank, self.world_size)
         cfg = self.cfg = self._fit_memory(dataset)  # before the fingerprint and any file: a budget may change what trains
         self.ckpt_io = checkpoint_io_for(acc, cfg)  # plain (one process, DDP) or sharded (FSDP), chosen once
@@ -372,10 +396,48 @@ class Trainer:
                 stack.enter_context(self._own_output_dir())
             try:
                 self._resume_point = self._check_resume(dataset)
-                return self._train(dataset)
+                with self._collective_failures():
+                    return self._train(dataset)
             except Exception as exc:
                 self._emit("error", message=str(exc) or type(exc).__name__, step=getattr(self, "step", 0))
                 raise
+
+    @contextlib.contextmanager
+    def _collective_failures(self):
+        """A collective that timed out (or lost a peer) becomes one TrainingError naming the rank that stalled, read
+        from the ranks' board (:mod:`ltx_train_lib.training.liveness`), and the setting to change."""
+        try:
+            yield
+        except RuntimeError as exc:
+            if self.world_size < 2 or not is_collective_failure(exc):
+                raise
+            cause = f"a collective gave up ({str(exc).strip().splitlines()[0][:300]})"
+            if self._board is None:
+                message = (f"distributed training stopped on rank {self.rank}: {cause}; another process stalled or "
+                           f"exited. If it was only slow, raise distributed.collective_timeout_s (now "
+                           f"{self.cfg.distributed.collective_timeout_s:g} s)")
+            else:
+                message = describe_stall(self._board.positions(), self.rank, self.cfg.distributed.collective_timeout_s,
+                                         cause=cause)
+            raise TrainingError(f"{message}. {self._kept_hint()}") from None
+
+    def _mark(self, step: int, phase: str) -> None:
+        """Tell the other ranks where this one is (named in their message if it stalls)."""
+        if self._board is None:
+            return
+        try:
+            self._board.mark(step, phase)
+        except Exception as exc:  # noqa: BLE001 - the store went away with machine 0's launcher; training goes on
+            log.warning("cannot publish this rank's position any more (%s)", exc)
+            self._board = None
+            self.watchdog.attach(None)
+
+    def _wait_for_main(self, what: str) -> None:
+        """The barrier after a phase only rank 0 works in (``what``: checkpoint, validation, final save): the others
+        wait as long as rank 0 is alive, however long the phase takes, instead of at most the collective timeout."""
+        if self._board is not None:
+            self._board.wait_for_main(what, self.cfg.distributed.collective_timeout_s)
+        self.accelerator.wait_for_everyone()
 
     @contextlib.contextmanager
     def _own_output_dir(self):
@@ -470,7 +532,9 @@ class Trainer:
             loss_sum = 0.0
             accum = opt.gradient_accumulation_steps
             for micro in range(accum):
+                self._mark(self.step + 1, "loading batch")
                 batch = next(batches)
+                self._mark(self.step + 1, "forward/backward")
                 sync = micro == accum - 1
                 with (nullcontext() if sync else acc.no_sync(self.model)), acc.autocast():
                     out = self.strategy.loss(self.model, batch, self.generator, device=self.device, model_dtype=self.model_dtype)
@@ -487,6 +551,7 @@ class Trainer:
                     + (f"The last good checkpoint is kept at '{last.path}'. " if last else "")
                     + "Lower optimization.learning_rate, enable gradient clipping (max_grad_norm) or check the dataset"
                 )
+            self._mark(self.step + 1, "optimizer step")
             if opt.max_grad_norm > 0:
                 # The prepared model's parameters (FSDP replaces them with shards, and accelerate's FSDP path
                 # recognises the model by its full parameter list); frozen ones have no gradient and are skipped.
@@ -539,7 +604,8 @@ class Trainer:
     def _finish(self, dataset: PrecomputedDataset, resumed_only: bool = False) -> TrainResult:
         """Final weights and a resumable checkpoint first, then the final samples: nothing a failing validation or
         Hub push does can cost the run."""
-        cfg, acc = self.cfg, self.accelerator
+        cfg = self.cfg
+        self._mark(self.step, "finishing")
         digest = self.ckpt_io.digest(self.unwrapped)
         if self.world_size > 1:
             from accelerate.utils import gather_object
@@ -570,5 +636,5 @@ class Trainer:
                 outputs["hub"] = push_to_hub(self.output_dir, cfg.hub.hub_model_id, private=cfg.hub.private, config=cfg)
             self._emit("done", step=self.step, total=cfg.optimization.steps, seconds=round(time.perf_counter() - self._t_run, 3),
                        outputs=outputs, rank_digests=digests, final_loss=self.losses[-1] if self.losses else None)
-        acc.wait_for_everyone()
+        self._wait_for_main("final save")
         return TrainResult("done", self.step, outputs=outputs, losses=self.losses)
