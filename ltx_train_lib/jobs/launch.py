@@ -17,6 +17,7 @@ PARENT_PID_ENV = "LTX_TRAIN_PARENT_PID"
 # What FSDP wraps as one shard unit when the caller names none (callers pass their model family's fsdp_block_class).
 DEFAULT_FSDP_BLOCK_CLASS = "LTXVideoTransformerBlock"
 TRAINER_MODULE = "ltx_train_lib.cli.train"
+ACCELERATE_LAUNCH_MODULE = "ltx_train_lib.cli.accelerate_launch"
 # The folder that holds the ltx_train_lib package (ComfyUI loads the pack by path, not by install).
 _LIB_ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -51,7 +52,8 @@ def build_launch_command(
     """
     if cuda is None:
         cuda = _cuda_available()
-    cmd = [sys.executable, "-m", "accelerate.commands.launch"]
+    # accelerate launch, ending with the failed rank's exit code instead of a traceback (ltx_train_lib.cli.accelerate_launch)
+    cmd = [sys.executable, "-m", ACCELERATE_LAUNCH_MODULE]
     total = num_processes * num_machines
     if fsdp:
         # FSDP2 (torch's fully_shard through accelerate): parameters and optimizer state sharded over the processes

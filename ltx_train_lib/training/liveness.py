@@ -50,9 +50,10 @@ STALE_AFTER_S = 3.0
 _KEY = "ltx_train/"
 # Positions within a step, in the order a rank passes them (a smaller position is "behind").
 PHASES = ("starting", "loading batch", "forward/backward", "optimizer step", "checkpoint", "validation", "finishing")
-# Words of the RuntimeErrors torch raises from a collective that timed out or lost a peer (gloo and NCCL).
-_COLLECTIVE_FAILURE_WORDS = ("timed out", "timeout", "connection closed by peer", "connection reset by peer",
-                             "broken pipe", "watchdog caught collective", "nccl communicator was aborted")
+# Words of the RuntimeErrors torch raises from a collective that lost a peer, or timed out (gloo and NCCL).
+_LOST_PEER_WORDS = ("connection closed by peer", "connection reset by peer", "broken pipe")
+_COLLECTIVE_FAILURE_WORDS = (*_LOST_PEER_WORDS, "timed out", "timeout", "watchdog caught collective",
+                             "nccl communicator was aborted")
 
 
 def is_collective_failure(exc: BaseException) -> bool:
@@ -62,6 +63,12 @@ def is_collective_failure(exc: BaseException) -> bool:
         return True
     text = str(exc).lower()
     return isinstance(exc, RuntimeError) and any(w in text for w in _COLLECTIVE_FAILURE_WORDS)
+
+
+def is_lost_peer(exc: BaseException) -> bool:
+    """Whether a collective failed because a peer process ended (rather than because it timed out)."""
+    text = str(exc).lower()
+    return any(w in text for w in _LOST_PEER_WORDS)
 
 
 def launched_by_launcher(env: Mapping[str, str]) -> bool:
@@ -167,10 +174,11 @@ def _ago(seconds: float) -> str:
 
 
 def describe_stall(positions: Mapping[int, RankPosition | None], me: int, timeout_s: float, *, cause: str,
-                   now: float | None = None) -> str:
+                   now: float | None = None, lost_peer: bool = False) -> str:
     """The message for a collective that timed out on rank ``me``: which rank(s) stalled, where, the evidence, and
     the setting to change. Ranks whose heartbeat stopped are frozen or gone; failing that, the ranks behind the
-    others; failing that, every rank is at the same point and the stall is inside it."""
+    others; failing that, every rank is at the same point and the stall is inside it. ``lost_peer``: the collective
+    failed because a peer ended (it reports its own error), not because of the timeout."""
     now = time.time() if now is None else now
     others = {r: p for r, p in positions.items() if r != me}
     unknown = [r for r, p in others.items() if p is None]
@@ -195,6 +203,10 @@ def describe_stall(positions: Mapping[int, RankPosition | None], me: int, timeou
     if not parts and unknown:
         parts.append("rank(s) " + ", ".join(map(str, unknown)) + f" of {world} never reported a position (the stall "
                      "happened while starting, or the rendezvous store is gone with machine 0's launcher)")
+    if lost_peer:
+        ended = "; ".join(parts) if parts else "it has reported its own error (the launcher names the rank that ended first)"
+        return (f"distributed training stopped on rank {me}: {cause}: another rank ended first, so this one cannot "
+                f"go on. {ended[0].upper()}{ended[1:]}")
     if not parts:
         where = "; ".join(f"rank {r}: step {p.step} ({p.phase})" for r, p in sorted(positions.items()) if p is not None)
         parts.append(f"no rank looks stalled: every rank is alive at the same point ({where}); the hang is inside it "

@@ -37,7 +37,7 @@ from ltx_train_lib.training import state as run_state
 from ltx_train_lib.training.batches import plan_batches
 from ltx_train_lib.training.checkpoint_io import checkpoint_io_for, make_accelerator
 from ltx_train_lib.training.listeners import build_listeners, close_listeners
-from ltx_train_lib.training.liveness import RankBoard, Watchdog, describe_stall, is_collective_failure
+from ltx_train_lib.training.liveness import RankBoard, Watchdog, describe_stall, is_collective_failure, is_lost_peer
 from ltx_train_lib.training.model_setup import build_optimizer, build_trainable_model
 from ltx_train_lib.training.outputs import lora_health, save_size_estimate, save_weights
 from ltx_train_lib.training.schedule import ScheduleClock
@@ -418,7 +418,7 @@ class Trainer:
                            f"{self.cfg.distributed.collective_timeout_s:g} s)")
             else:
                 message = describe_stall(self._board.positions(), self.rank, self.cfg.distributed.collective_timeout_s,
-                                         cause=cause)
+                                         cause=cause, lost_peer=is_lost_peer(exc))
             raise TrainingError(f"{message}. {self._kept_hint()}") from None
 
     def _mark(self, step: int, phase: str) -> None:
