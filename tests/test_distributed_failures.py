@@ -8,6 +8,7 @@ The runs are real ``scripts/train_distributed.py`` processes; their workers are 
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -19,8 +20,10 @@ import psutil
 import pytest
 import yaml
 
+from ltx_train_lib.errors import TrainingError
 from ltx_train_lib.events import read_events
-from ltx_train_lib.training.liveness import RankPosition, describe_stall
+from ltx_train_lib.training.liveness import RankBoard, RankPosition, Watchdog, describe_stall
+from ltx_train_lib.training.stop import PARENT_PID_ENV, StopFlag
 from tests.conftest import tiny_config_dict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,6 +109,39 @@ def test_the_stall_message_names_the_frozen_rank_else_the_one_behind() -> None:
     gone = describe_stall({0: me, 1: RankPosition(1, 5, "forward/backward", now - 4, now - 0.1, "b", 11)}, 0, 5,
                           cause="x", now=now, lost_peer=True)
     assert "another rank ended first" in gone and "collective_timeout_s" not in gone  # the timeout is not the cause
+
+
+def test_the_watchdog_stops_then_ends_an_orphan() -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    exits: list[int] = []
+    flag = StopFlag()
+    dog = Watchdog(flag, grace_s=0.2, env={PARENT_PID_ENV: str(gone.pid)}, exit_now=exits.append)
+    assert dog.ppid is None  # not started by a launcher: a plain run may outlive its shell (nohup)
+    dog.check()
+    assert flag.reason == "parent process exited" and dog.orphaned and exits == []  # first the clean stop
+    time.sleep(0.3)
+    dog.check()
+    assert exits == [3]  # still running after orphan_grace_s: exit now
+    assert Watchdog(StopFlag(), grace_s=1, env={"LOCAL_RANK": "0"}).ppid == os.getppid()
+
+
+def test_the_board_in_a_store_and_waiting_for_a_silent_rank_0() -> None:
+    import torch.distributed as dist
+
+    store = dist.HashStore()
+    main, other = RankBoard(store, 0, 2), RankBoard(store, 1, 2)
+    main.mark(3, "validation")
+    main.beat()
+    other.mark(3, "checkpoint")
+    pos = other.positions()
+    assert pos[0].step == 3 and pos[0].phase == "validation" and pos[0].pid == os.getpid() and pos[0].alive is not None
+    assert pos[1].alive is None  # never beat
+    main.wait_for_main("checkpoint", 5)  # rank 0 marks the phase done at once
+    other.wait_for_main("checkpoint", 5)  # ...and the others find it done
+    store.set("ltx_train/alive/0", repr(time.time() - 60))  # rank 0's heartbeat stopped a minute ago
+    with pytest.raises(TrainingError, match=r"rank 0 stopped its heartbeat while the others waited for its validation.*rank 0 of 2"):
+        other.wait_for_main("validation", 5)
 
 
 @pytest.mark.slow

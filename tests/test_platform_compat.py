@@ -9,9 +9,11 @@ The POSIX branches run for real.
 from __future__ import annotations
 
 import importlib
+import os
 import signal
 import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -192,3 +194,48 @@ def test_posix_branches_for_real(tmp_path: Path) -> None:
         assert pc.try_lock(fh) is True and pc.try_lock(other) is False
         pc.unlock(fh)
         assert pc.try_lock(other) is True
+
+
+def test_windows_parent_watch_asks_psutil_and_has_no_death_signal(windows) -> None:
+    windows.setattr(psutil, "pid_exists", lambda pid: pid == 4242)
+    windows.setattr(pc.os, "getppid", lambda: 4242)  # Windows never re-parents: the pid must be asked about
+    assert pc.parent_alive(4242) is True and pc.parent_alive(4343) is False
+    assert pc.set_parent_death_signal() is False  # no PR_SET_PDEATHSIG: the trainer's watchdog polls
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and prctl")
+def test_linux_zombies_are_dead_and_an_orphan_sees_its_parent_go(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while not pc._is_zombie(proc.pid) and time.monotonic() < deadline:  # exited, not reaped yet
+        time.sleep(0.05)
+    assert pc._is_zombie(proc.pid) and pc.pid_alive(proc.pid) is False
+    proc.wait()
+    assert pc.parent_alive(os.getppid()) is True and pc.parent_alive(os.getppid() + 100000) is False
+    # A child whose parent is SIGKILLed: re-parented, it sees parent_alive False (and got PDEATHSIG's SIGTERM).
+    orphan = tmp_path / "orphan.py"
+    orphan.write_text(
+        "import os, signal, time\n"
+        "from ltx_train_lib import platform_compat as pc\n"
+        "got = []\n"
+        "signal.signal(signal.SIGTERM, lambda *a: got.append(1))\n"
+        "ppid = os.getppid()\n"
+        "assert pc.set_parent_death_signal()\n"
+        "print('ready', flush=True)\n"
+        "deadline = time.time() + 20\n"
+        "while pc.parent_alive(ppid) and time.time() < deadline:\n"
+        "    time.sleep(0.05)\n"
+        "time.sleep(0.2)\n"
+        "print('orphan', pc.parent_alive(ppid), bool(got), flush=True)\n"
+    )
+    code = f"import subprocess, sys, time; subprocess.Popen([sys.executable, {str(orphan)!r}]); time.sleep(30)"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert parent.stdout.readline().strip() == "ready"
+        parent.kill()
+        parent.wait()
+        assert parent.stdout.readline().strip() == "orphan False True"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
