@@ -160,14 +160,16 @@ class DoneEvent(Event):
 class CancelledEvent(Event):
     """The run stopped on request, with a checkpoint to resume from."""
 
-    when = "Last event of a run stopped by SIGTERM/SIGINT or by the death of the parent process."
+    when = "Last event of a run stopped by SIGTERM/SIGINT or by the death of the parent process or the launcher."
     event: Literal["cancelled"] = Field(description=_KIND)
     step: int = Field(ge=0, description="Steps completed when the run stopped.")
     checkpoint: str | None = Field(
         description="Path of the state checkpoint to resume from; null when none exists yet (stopped while loading)."
     )
     reason: str = Field(
-        description="Why: the signal (`SIGTERM`, `SIGINT`), `parent process exited` or `another process was stopped`."
+        description="Why: the signal (`SIGTERM`, `SIGINT`), `parent process exited` (the ComfyUI process), "
+        "`launcher process exited` (accelerate launch or scripts/train_distributed.py died) or `another process was "
+        "stopped`."
     )
 
 
