@@ -22,7 +22,7 @@ import yaml
 
 from ltx_train_lib.errors import TrainingError
 from ltx_train_lib.events import read_events
-from ltx_train_lib.training.liveness import RankBoard, RankPosition, Watchdog, describe_stall
+from ltx_train_lib.training.liveness import RankBoard, RankPosition, Watchdog, describe_stall, is_collective_failure
 from ltx_train_lib.training.stop import PARENT_PID_ENV, StopFlag
 from tests.conftest import tiny_config_dict
 
@@ -109,6 +109,14 @@ def test_the_stall_message_names_the_frozen_rank_else_the_one_behind() -> None:
     gone = describe_stall({0: me, 1: RankPosition(1, 5, "forward/backward", now - 4, now - 0.1, "b", 11)}, 0, 5,
                           cause="x", now=now, lost_peer=True)
     assert "another rank ended first" in gone and "collective_timeout_s" not in gone  # the timeout is not the cause
+
+
+def test_what_counts_as_a_collective_failure() -> None:
+    gloo = "[../third_party/gloo/gloo/transport/tcp/unbound_buffer.cc:78] Timed out waiting 4000ms for recv operation to complete"
+    assert is_collective_failure(RuntimeError(gloo))
+    assert is_collective_failure(RuntimeError("[../gloo/transport/tcp/pair.cc:561] Connection closed by peer [127.0.0.1]:25008"))
+    assert not is_collective_failure(RuntimeError("DataLoader timed out after 5 seconds"))
+    assert not is_collective_failure(ValueError(gloo))
 
 
 def test_the_watchdog_stops_then_ends_an_orphan() -> None:

@@ -52,8 +52,9 @@ _KEY = "ltx_train/"
 PHASES = ("starting", "loading batch", "forward/backward", "optimizer step", "checkpoint", "validation", "finishing")
 # Words of the RuntimeErrors torch raises from a collective that lost a peer, or timed out (gloo and NCCL).
 _LOST_PEER_WORDS = ("connection closed by peer", "connection reset by peer", "broken pipe")
-_COLLECTIVE_FAILURE_WORDS = (*_LOST_PEER_WORDS, "timed out", "timeout", "watchdog caught collective",
-                             "nccl communicator was aborted")
+_TIMEOUT_WORDS = ("timed out", "timeout")
+# ...said by the backend itself (a DataLoader's "timed out" is no collective's).
+_BACKEND_WORDS = ("gloo", "nccl", "collective", "c10d", "for recv operation", "for send operation")
 
 
 def is_collective_failure(exc: BaseException) -> bool:
@@ -62,7 +63,9 @@ def is_collective_failure(exc: BaseException) -> bool:
     if dist_error is not None and isinstance(exc, dist_error):
         return True
     text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and any(w in text for w in _COLLECTIVE_FAILURE_WORDS)
+    if not isinstance(exc, RuntimeError):
+        return False
+    return is_lost_peer(exc) or (any(w in text for w in _TIMEOUT_WORDS) and any(w in text for w in _BACKEND_WORDS))
 
 
 def is_lost_peer(exc: BaseException) -> bool:
