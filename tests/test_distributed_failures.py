@@ -207,7 +207,7 @@ def test_a_stalled_rank_is_named_within_the_collective_timeout(tmp_path: Path, p
     text = log.read_text()
     assert "error: distributed training stopped on rank 0" in text
     # the launcher ends with the first failed rank's code and a line naming it, not accelerate's traceback
-    assert code == 2 and "error: training process rank 0 (pid" in text and "Traceback" not in text, text[-3000:]
+    assert code == 2 and "error: training process(es) ended: rank 0 (pid" in text and "Traceback" not in text, text[-3000:]
     print(f"message {waited:.1f} s after the stall (timeout {timeout_s} s)")
 
 

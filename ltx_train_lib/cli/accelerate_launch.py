@@ -3,13 +3,18 @@
 ``accelerate launch`` re-raises a failed training process as a Python traceback of its own (torch elastic's
 ``ChildFailedError``, or ``CalledProcessError`` for one process) and exits 1. Here the trainer's own ``error: ...``
 line (already printed by the failed rank) stays the last word: the launcher exits with the exit code of the rank
-that failed first (2 for a reported error, 3 for a stop) and adds one line naming it, without a traceback.
+that failed first (2 for a reported error, 3 for a stop) and adds one line naming the failed ranks, without a
+traceback.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+
+
+def _how(code: int) -> str:
+    return f"with exit code {code}" if code >= 0 else f"by signal {-code}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,12 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         launch_command(args)
     except ChildFailedError as exc:
-        rank, failure = exc.get_first_failure()
-        code = failure.exitcode
-        how = f"exit code {code}" if code >= 0 else f"signal {-code}"
-        print(f"error: training process rank {rank} (pid {failure.pid}) ended first, with {how}; its own message "
-              "is above", file=sys.stderr)
-        return code if code > 0 else 1
+        # Which failed first is not reliable (the agent notices exits in rounds), so every failed rank is named.
+        failed = sorted(exc.failures.items())
+        named = ", ".join(f"rank {rank} (pid {f.pid}) {_how(f.exitcode)}" for rank, f in failed)
+        print(f"error: training process(es) ended: {named}; their own messages are above", file=sys.stderr)
+        _, first = exc.get_first_failure()
+        codes = [first.exitcode, *(f.exitcode for _, f in failed)]
+        return next((c for c in codes if c > 0), 1)
     except subprocess.CalledProcessError as exc:  # one process (accelerate's simple launcher): it said why itself
         return exc.returncode if exc.returncode > 0 else 1
     return 0
