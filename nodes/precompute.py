@@ -100,6 +100,7 @@ _OTHER_INPUTS = {
     "model_source": "model",
     "text_encoder_path": "text_encoder",
     "vae_path": "vae",
+    "audio_vae_path": "audio_vae",
 }
 # A bucket a fresh node starts with (the schema has no default: the command line requires --resolution-buckets).
 DEFAULT_BUCKETS = "768x768x49"
@@ -129,6 +130,7 @@ def build_config(
     model_source: str,
     text_encoder_path: str | None = None,
     vae_path: str | None = None,
+    audio_vae_path: str | None = None,
 ) -> PrecomputeConfig:
     """The run's :class:`PrecomputeConfig` from the node's widget values; a bad value raises a ConfigError naming
     the widget (e.g. ``PrecomputeLatents.resolution_buckets``)."""
@@ -144,6 +146,7 @@ def build_config(
         model_source=model_source,
         text_encoder_path=text_encoder_path,
         vae_path=vae_path,
+        audio_vae_path=audio_vae_path,
     )
     return PrecomputeConfig.from_options(options, names=_widget_names())
 
@@ -198,6 +201,9 @@ class PrecomputeLatents:
                     "text_encoders", describe("text_encoder_path", "Pick a file of models/text_encoders, or '(from model)'.")
                 ),
                 "vae": component_widget("vae", describe("vae_path", "Pick a file or folder of models/vae, or '(from model)'.")),
+                "audio_vae": component_widget(
+                    "vae", describe("audio_vae_path", "Pick the LTX-2 audio VAE file of models/vae, or '(from model)'.")
+                ),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
@@ -236,6 +242,7 @@ class PrecomputeLatents:
         unique_id: str | None = None,
         text_encoder: str = FROM_MODEL,
         vae: str = FROM_MODEL,
+        audio_vae: str = FROM_MODEL,
     ):
         from ltx_train_lib.errors import DatasetError, LtxTrainError
         from ltx_train_lib.precompute import preprocess_dataset, resolve_dataset_file
@@ -273,6 +280,7 @@ class PrecomputeLatents:
             model_source,
             text_encoder_path=resolve_component("text_encoders", text_encoder, "PrecomputeLatents.text_encoder"),
             vae_path=resolve_component("vae", vae, "PrecomputeLatents.vae"),
+            audio_vae_path=resolve_component("vae", audio_vae, "PrecomputeLatents.audio_vae"),
         )
         bar = comfy.Progress(1, unique_id, "precompute")
 

@@ -192,6 +192,7 @@ def build_config(dataset: T.PrecomputedSet, values: dict[str, Any]) -> dict[str,
         cfg.setdefault("data", {})["trigger_word"] = dataset.trigger_word  # for the LoRA metadata and the model card
     cfg["model"]["text_encoder_path"] = resolve_component("text_encoders", values["text_encoder"], "TrainLoRA.text_encoder")
     cfg["model"]["vae_path"] = resolve_component("vae", values["vae"], "TrainLoRA.vae")
+    cfg["model"]["audio_vae_path"] = resolve_component("vae", values.get("audio_vae"), "TrainLoRA.audio_vae")
     cfg["data"] = {**cfg.get("data", {}), "preprocessed_data_root": str(dataset.precomputed_dir)}
     extra_text = (values.get("extra_config") or "").strip()
     if extra_text:
@@ -360,7 +361,15 @@ class TrainLoRA:
             },
         )
         required.update(trailing)
-        return {"required": required, "hidden": {"unique_id": "UNIQUE_ID", "extra_pnginfo": "EXTRA_PNGINFO"}}
+        optional = {
+            # Last, so saved workflows keep their widget order.
+            "audio_vae": component_widget(
+                "vae", "LTX-2 only: the audio VAE file for validation sound (models/vae LTX2_audio_vae*), when the "
+                "model and the 'vae' file do not hold it; '(from model)' otherwise."
+            ),
+        }
+        return {"required": required, "optional": optional,
+                "hidden": {"unique_id": "UNIQUE_ID", "extra_pnginfo": "EXTRA_PNGINFO"}}
 
     async def train(
         self, dataset: T.PrecomputedSet, unique_id: str | None = None, extra_pnginfo: Any = None, **values: Any
