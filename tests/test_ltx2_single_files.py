@@ -68,7 +68,9 @@ def comfy_files(tmp_path_factory, tiny_parts):
         "gemma": root / "text_encoders" / "gemma_3_tiny_it.safetensors",
     }
     save_file({**transformer, **connectors, **video_vae, **audio_vae, **vocoder}, str(files["checkpoint"]), meta)
-    save_file(transformer, str(files["transformer_only"]), meta)
+    # ComfyUI's LTXAV diffusion model holds the text connectors; the text projection stays in the checkpoint.
+    in_diffusion_model = {k: v for k, v in connectors.items() if k.startswith(ck.TRANSFORMER_PREFIX)}
+    save_file({**transformer, **in_diffusion_model}, str(files["transformer_only"]), meta)
     save_file(ck.select(video_vae, ck.VAE_PREFIX), str(files["video_vae"]), meta)  # models/vae: no prefix
     save_file({**audio_vae, **vocoder}, str(files["audio_vae"]), meta)
     gemma = parts.text_encoder.gemma.model.language_model
@@ -104,7 +106,7 @@ def test_each_file_is_recognised_from_its_header(comfy_files) -> None:
              if isinstance(path, Path)}
     assert kinds == {
         "checkpoint": {"transformer", "connectors", "vae", "audio_vae", "vocoder"},
-        "transformer_only": {"transformer"},
+        "transformer_only": {"transformer", "connectors"},
         "video_vae": {"vae"},
         "audio_vae": {"audio_vae", "vocoder"},
         "gemma": {"gemma3"},
@@ -205,6 +207,10 @@ def test_wrong_or_incomplete_files_are_refused_with_what_to_do(comfy_files, tmp_
     with pytest.raises(ModelLoadError, match="model.vae_path: .* holds a Gemma 3 text encoder, not an LTX-2 video or audio VAE"):
         load_components(str(comfy_files["transformer_only"]), components=("vae",), vae_path=str(comfy_files["gemma"]),
                         audio_vae_path=str(comfy_files["audio_vae"]))
+    # A diffusion-model file has the connectors but not the text projection: say which file has it.
+    with pytest.raises(ModelLoadError, match="no text projection.*models/checkpoints"):
+        load_components(str(comfy_files["transformer_only"]), components=("text_encoder",),
+                        text_encoder_path=str(comfy_files["gemma"]))
     # A single checkpoint without text_encoder_path: say where Gemma goes.
     with pytest.raises(ModelLoadError, match="text_encoder_path.*models/text_encoders"):
         load_components(str(comfy_files["checkpoint"]), components=("text_encoder",))
@@ -269,3 +275,41 @@ def test_memory_plan_of_a_checkpoint_reads_no_weights(comfy_files, monkeypatch) 
                         lambda self, k: calls.append(k) or real_get(self, k))
     profile = get_family("ltx2").memory_profile(resolve_source(str(comfy_files["checkpoint"])))
     assert "2 blocks" in profile.architecture and calls == []
+
+
+def test_preprocessing_from_comfyuis_files_caches_what_tiny_ltx2_caches(comfy_files, tmp_path: Path) -> None:
+    """Precompute with model_source = the models/checkpoints file, the VAEs from models/vae files and Gemma from
+    models/text_encoders writes exactly the latents, audio latents and conditions tiny-ltx2's folder writes."""
+    from ltx_train_lib.models.ltx2.tiny import tiny_ltx2_dir
+    from ltx_train_lib.precompute import preprocess_dataset
+    from ltx_train_lib.synthetic import make_scene_video
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    make_scene_video(clips / "c0.mp4", cuts=(), num_frames=30, fps=25.0, size=(96, 64), seed=0, audio=True)
+    (clips / "captions.json").write_text(json.dumps([{"caption": "a tone scene", "media_path": "c0.mp4"}]))
+    reference = preprocess_dataset(clips / "captions.json", "96x64x9", model_source="tiny-ltx2",
+                                   output_dir=tmp_path / "ref")
+    ours = preprocess_dataset(
+        clips / "captions.json", "96x64x9", model_source=str(comfy_files["checkpoint"]),
+        output_dir=tmp_path / "ours", vae_path=str(comfy_files["video_vae"]),
+        audio_vae_path=str(comfy_files["audio_vae"]), text_encoder_path=str(comfy_files["gemma"]),
+        tokenizer_path=str(tiny_ltx2_dir() / "tokenizer"),
+    )
+    assert reference.ok and ours.ok, ours.summary()
+    for sub in ("latents", "audio_latents"):
+        a = torch.load(tmp_path / "ref" / sub / "c0.pt", weights_only=True)
+        b = torch.load(tmp_path / "ours" / sub / "c0.pt", weights_only=True)
+        assert a.keys() == b.keys(), sub
+        for key in a:
+            if isinstance(a[key], torch.Tensor):
+                assert torch.equal(a[key], b[key]), (sub, key)
+    # Conditions: a real (non-tiny) source's Gemma runs in bf16 in preprocessing, so the reference is tiny-ltx2's
+    # text stack in bf16 on the same caption.
+    from ltx_train_lib.models.ltx2.text import encode_prompts
+
+    tiny = load_components("tiny-ltx2", components=("text_encoder", "tokenizer"), text_encoder_dtype=torch.bfloat16)
+    expected = encode_prompts(tiny.tokenizer, tiny.text_encoder, ["a tone scene"])[0]
+    got = torch.load(tmp_path / "ours" / "conditions" / "c0.pt", weights_only=True)
+    for key, value in expected.items():
+        assert torch.equal(value, got[key]), key

@@ -324,7 +324,10 @@ def load_gemma(contents: FileContents, dtype, field_name: str = "model.text_enco
                  hint="LTX-2 and 2.3 need Gemma 3 12B (google/gemma-3-12b-it; ComfyUI's "
                       "text_encoders/gemma_3_12B_it*.safetensors)")
     tensors = {mapping[n]: t for n, t in _read(contents.path, list(mapping)).items()}
-    return _load_module(build, config, tensors, dtype, what="Gemma 3 text encoder", where=str(contents.path), hint="")
+    # Through transformers' own loader (not a cast afterwards): it keeps the buffers (RoPE, embedding scale) as a
+    # folder load does, so the hidden states are bit-identical to those of the same Gemma loaded from a folder.
+    model = Gemma3TextModel.from_pretrained(None, config=Gemma3TextConfig(**config), state_dict=tensors, dtype=dtype)
+    return model.eval()
 
 
 def _tokenizer_from_folder(folder: Path):
