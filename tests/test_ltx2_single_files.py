@@ -199,6 +199,9 @@ def test_wrong_or_incomplete_files_are_refused_with_what_to_do(comfy_files, tmp_
 
     with pytest.raises(ModelLoadError, match="not an LTX-2 transformer.*model.vae_path"):
         _single_file_transformer(comfy_files["video_vae"], None)
+    # The audio VAE file as model_source: recognised as LTX-2's, refused as a transformer.
+    with pytest.raises(ModelLoadError, match="holds an LTX-2 vocoder, an LTX-2 audio VAE, not an LTX-2 transformer"):
+        load_components(str(comfy_files["audio_vae"]), components=("transformer",))
     # A video VAE file alone has no audio VAE: the message names the field and ComfyUI's file.
     with pytest.raises(ModelLoadError, match="audio VAE.*model.audio_vae_path.*models/vae"):
         load_components(str(comfy_files["transformer_only"]), components=("vae",),

@@ -1,5 +1,6 @@
-"""Loading for the LTX-2 family: ``tiny-ltx2``, diffusers folders, Hub repo ids, named versions, and single-file
-transformers as ComfyUI users keep them (``models/diffusion_models`` or ``models/checkpoints``).
+"""Loading for the LTX-2 family: ``tiny-ltx2``, diffusers folders, Hub repo ids, named versions, and the single files
+ComfyUI users keep: the all-in-one checkpoint (``models/checkpoints``), a diffusion model (``models/diffusion_models``),
+video / audio VAE files (``models/vae``) and a Gemma 3 file (``models/text_encoders``); see :mod:`.single_files`.
 
 What generic code sees (``ModelComponents``): ``transformer``; ``vae`` = :class:`Ltx2Autoencoders` (video VAE,
 audio VAE and vocoder: everything between pixels/waveforms and latents); ``text_encoder`` = the Gemma text encoder
@@ -7,9 +8,9 @@ and the frozen text connectors as one module (see :mod:`.text`); ``tokenizer``; 
 
 A single-file transformer's architecture comes from the config our exports embed, else it is read off the file's
 tensor names and shapes (block count, widths, which LTX-2.3/2.5 features it has), so any release and size loads
-with no network. Components a single transformer file does not hold (VAEs, vocoder, Gemma, connectors) come from
-``model.vae_path`` / ``model.text_encoder_path`` / ``model.tokenizer_path`` folders, or from the version's Hub
-repository when given by name.
+with no network. Components a single file does not hold come from ``model.vae_path`` / ``model.audio_vae_path`` /
+``model.text_encoder_path`` / ``model.tokenizer_path`` (files or folders), or from the version's Hub repository when
+given by name.
 """
 
 from __future__ import annotations
@@ -139,8 +140,17 @@ def is_ltx2_file(path: Path) -> bool:
             meta = fh.metadata() or {}
             if meta.get("model_family") == "ltx2":
                 return True
-            return any(_strip(k).startswith(AUDIO_KEY_MARKERS) for k in fh.keys())
+            if any(_strip(k).startswith(AUDIO_KEY_MARKERS) for k in fh.keys()):
+                return True
     except Exception:  # noqa: BLE001 - unreadable files are someone else's error to report
+        return False
+    # Files only LTX-2 uses (its audio VAE / vocoder, Gemma): claimed so that giving one as model_source gets this
+    # family's message ("holds an audio VAE, not a transformer"); a bare video VAE is left to whichever family.
+    from ltx_train_lib.models.ltx2.single_files import inspect_file
+
+    try:
+        return bool({"connectors", "audio_vae", "vocoder", "gemma3", "gemma4"} & set(inspect_file(path).components))
+    except ModelLoadError:
         return False
 
 
