@@ -50,6 +50,10 @@ class ModelConfig(_Section):
     )
     tokenizer_path: str | None = Field(None, description="(addition) T5 tokenizer folder. Default: from model_source.")
     vae_path: str | None = Field(None, description="(addition) VAE: a single .safetensors file or a diffusers folder. Default: from model_source.")
+    audio_vae_path: str | None = Field(
+        None, description="(addition) LTX-2 only: the audio VAE + vocoder file (ComfyUI's models/vae "
+        "LTX2_audio_vae*.safetensors), when neither model_source nor vae_path holds them. Default: from model_source."
+    )
     modalities: Modalities = Field(
         "auto",
         description="(addition) What an audio-video model (LTX-2) learns: 'audio_video' (joint video and sound), 'video' "
@@ -58,7 +62,7 @@ class ModelConfig(_Section):
         "audio latents, else video. LTX-Video models train video only.",
     )
 
-    @field_validator("model_source", "load_checkpoint", "text_encoder_path", "tokenizer_path", "vae_path", mode="before")
+    @field_validator("model_source", "load_checkpoint", "text_encoder_path", "tokenizer_path", "vae_path", "audio_vae_path", mode="before")
     @classmethod
     def _path_to_str(cls, v: Any) -> Any:
         return str(v) if isinstance(v, Path) else v

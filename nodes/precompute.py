@@ -100,6 +100,7 @@ _OTHER_INPUTS = {
     "model_source": "model",
     "text_encoder_path": "text_encoder",
     "vae_path": "vae",
+    "audio_vae_path": "audio_vae",
 }
 # A bucket a fresh node starts with (the schema has no default: the command line requires --resolution-buckets).
 DEFAULT_BUCKETS = "768x768x49"
@@ -129,6 +130,7 @@ def build_config(
     model_source: str,
     text_encoder_path: str | None = None,
     vae_path: str | None = None,
+    audio_vae_path: str | None = None,
 ) -> PrecomputeConfig:
     """The run's :class:`PrecomputeConfig` from the node's widget values; a bad value raises a ConfigError naming
     the widget (e.g. ``PrecomputeLatents.resolution_buckets``)."""
@@ -144,6 +146,7 @@ def build_config(
         model_source=model_source,
         text_encoder_path=text_encoder_path,
         vae_path=vae_path,
+        audio_vae_path=audio_vae_path,
     )
     return PrecomputeConfig.from_options(options, names=_widget_names())
 
@@ -183,6 +186,10 @@ def all_settings_inputs() -> dict[str, dict[str, Any]]:
                 "text_encoders", describe("text_encoder_path", "Pick a file of models/text_encoders, or '(from model)'.")
             ),
             "vae": component_widget("vae", describe("vae_path", "Pick a file or folder of models/vae, or '(from model)'.")),
+            # Last: saved workflows keep their widget order.
+            "audio_vae": component_widget(
+                "vae", describe("audio_vae_path", "Pick the LTX-2 audio VAE file of models/vae, or '(from model)'.")
+            ),
         },
     }
 
@@ -234,6 +241,7 @@ class _PrecomputeNode:
         dataset, dataset_name = values["dataset"], values["dataset_name"]
         model, model_path = values["model"], values["model_path"]
         text_encoder, vae = values.get("text_encoder", FROM_MODEL), values.get("vae", FROM_MODEL)
+        audio_vae = values.get("audio_vae", FROM_MODEL)
 
         if captions is not None:
             captions_file, name = captions.captions_file, captions.name
@@ -256,6 +264,7 @@ class _PrecomputeNode:
             model_source,
             text_encoder_path=resolve_component("text_encoders", text_encoder, "PrecomputeLatents.text_encoder"),
             vae_path=resolve_component("vae", vae, "PrecomputeLatents.vae"),
+            audio_vae_path=resolve_component("vae", audio_vae, "PrecomputeLatents.audio_vae"),
         )
         bar = comfy.Progress(1, unique_id, "precompute")
 

@@ -200,6 +200,7 @@ def build_config(dataset: T.PrecomputedSet, values: dict[str, Any]) -> dict[str,
             cfg["validation"]["prompts"] = [with_trigger_word(p, trigger) for p in cfg["validation"]["prompts"]]
     cfg["model"]["text_encoder_path"] = resolve_component("text_encoders", values["text_encoder"], "TrainLoRA.text_encoder")
     cfg["model"]["vae_path"] = resolve_component("vae", values["vae"], "TrainLoRA.vae")
+    cfg["model"]["audio_vae_path"] = resolve_component("vae", values.get("audio_vae"), "TrainLoRA.audio_vae")
     cfg["data"] = {**cfg.get("data", {}), "preprocessed_data_root": str(dataset.precomputed_dir)}
     extra_text = (values.get("extra_config") or "").strip()
     if extra_text:
@@ -313,6 +314,9 @@ class TrainingStopped(Exception):
 COMPACT_WIDGETS = ("model", "steps", "learning_rate", "rank", "alpha", "validation_prompts", "validation_interval",
                    "memory_budget_gb")
 TRIGGER_PLACEHOLDER = "[trigger]"
+# Settings added after the first release that the all-settings node takes as optional inputs (API prompts written
+# for it before lack them).
+OPTIONAL_SETTINGS = ("audio_vae",)
 
 
 def all_settings_widgets() -> dict[str, Any]:
@@ -355,6 +359,11 @@ def all_settings_widgets() -> dict[str, Any]:
         },
     )
     widgets.update(trailing)
+    # Last, so saved workflows keep their widget order (optional on the all-settings node: older API prompts lack it).
+    widgets["audio_vae"] = component_widget(
+        "vae", "LTX-2 only: the audio VAE file for validation sound (models/vae LTX2_audio_vae*), when the model and "
+        "the 'vae' file do not hold it; '(from model)' otherwise."
+    )
     return widgets
 
 
@@ -617,9 +626,10 @@ class TrainLoRAAllSettings(_TrainNode):
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        required = {"dataset": (T.DATASET, {"tooltip": "Precomputed dataset (from Precompute Latents)."}),
-                    **all_settings_widgets()}
-        return {"required": required, "hidden": dict(cls.HIDDEN)}
+        widgets = all_settings_widgets()
+        optional = {name: widgets.pop(name) for name in OPTIONAL_SETTINGS}
+        required = {"dataset": (T.DATASET, {"tooltip": "Precomputed dataset (from Precompute Latents)."}), **widgets}
+        return {"required": required, "optional": optional, "hidden": dict(cls.HIDDEN)}
 
     async def train(self, dataset: T.PrecomputedSet, unique_id: str | None = None, extra_pnginfo: Any = None,
                     **values: Any):

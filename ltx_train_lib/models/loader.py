@@ -26,6 +26,7 @@ def load_components(
     text_encoder_path: str | None = None,
     tokenizer_path: str | None = None,
     vae_path: str | None = None,
+    audio_vae_path: str | None = None,
 ) -> ModelComponents:
     """Load the requested components. Dtypes default to float32 (callers pick bf16 for LoRA training on GPU)."""
     import torch
@@ -36,7 +37,8 @@ def load_components(
         "vae": vae_dtype or torch.float32,
         "text_encoder": text_encoder_dtype or torch.float32,
     }
-    overrides = {"text_encoder": text_encoder_path, "tokenizer": tokenizer_path, "vae": vae_path}
+    overrides = {"text_encoder": text_encoder_path, "tokenizer": tokenizer_path, "vae": vae_path,
+                 "audio_vae": audio_vae_path}
     return get_family(source.family).load_components(source, tuple(components), dtypes=dtypes, overrides=overrides)
 
 

@@ -86,6 +86,12 @@ class PrecomputeConfig(BaseModel):
         "models/vae) or a diffusers folder.",
         json_schema_extra={"default_text": "the model source's"},
     )
+    audio_vae_path: str | None = Field(
+        None,
+        description="LTX-2 only: the audio VAE + vocoder file (ComfyUI's models/vae LTX2_audio_vae*.safetensors) when "
+        "neither the model source nor vae_path holds them.",
+        json_schema_extra={"default_text": "the model source's"},
+    )
     id_token: str | None = Field(
         None,
         description="Trigger word put in front of every caption, as '<token> caption' (e.g. 'zxq'); use it in prompts "
@@ -139,7 +145,7 @@ class PrecomputeConfig(BaseModel):
     # ------------------------------------------------------------------------------------------------ validators
 
     @field_validator(
-        "dataset_file", "output_dir", "model_source", "text_encoder_path", "tokenizer_path", "vae_path", mode="before"
+        "dataset_file", "output_dir", "model_source", "text_encoder_path", "tokenizer_path", "vae_path", "audio_vae_path", mode="before"
     )
     @classmethod
     def _path_to_str(cls, v: Any) -> Any:
@@ -158,7 +164,8 @@ class PrecomputeConfig(BaseModel):
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
 
-    @field_validator("id_token", "reference_column", "text_encoder_path", "tokenizer_path", "vae_path", "output_dir")
+    @field_validator("id_token", "reference_column", "text_encoder_path", "tokenizer_path", "vae_path", "audio_vae_path",
+                     "output_dir")
     @classmethod
     def _blank_is_unset(cls, v: str | None, info: ValidationInfo) -> str | None:
         # Widgets and flags can only send text: an empty field means "not set", as None does.

@@ -224,10 +224,11 @@ def prepare(config: PrecomputeConfig, progress: ProgressFn | None) -> tuple[RunC
     c = config
     vae_id, text_id = model_io._model_ids(c.model_source, c.load_text_encoder_in_8bit)
     # Component files from ComfyUI's model folders override the source's own (as model.*_path in the config).
-    overrides = {"text_encoder_path": c.text_encoder_path, "tokenizer_path": c.tokenizer_path, "vae_path": c.vae_path}
+    overrides = {"text_encoder_path": c.text_encoder_path, "tokenizer_path": c.tokenizer_path, "vae_path": c.vae_path,
+                 "audio_vae_path": c.audio_vae_path}
     overrides = {k: str(Path(v).expanduser().resolve()) for k, v in overrides.items() if v}
-    if "vae_path" in overrides:
-        vae_id = f"path:{overrides['vae_path']}"
+    if "vae_path" in overrides or "audio_vae_path" in overrides:
+        vae_id = "path:" + "+".join(overrides[k] for k in ("vae_path", "audio_vae_path") if k in overrides)
     if "text_encoder_path" in overrides:
         text_id = f"path:{overrides['text_encoder_path']}" + (":8bit" if c.load_text_encoder_in_8bit else "")
     captions_path = resolve_dataset_file(c.dataset_file)

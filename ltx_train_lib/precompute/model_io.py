@@ -120,8 +120,9 @@ def _load_vae(model_source: str, device, tiling: bool, overrides: dict[str, str]
 
     # bf16 on GPU as the reference; fp32 on CPU, where bf16 3-D convolutions are slow.
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    vae_path = (overrides or {}).get("vae_path")
-    vae = load_components(model_source, components=("vae",), vae_dtype=dtype, vae_path=vae_path).vae.to(device).eval()
+    overrides = overrides or {}
+    vae = load_components(model_source, components=("vae",), vae_dtype=dtype, vae_path=overrides.get("vae_path"),
+                          audio_vae_path=overrides.get("audio_vae_path")).vae.to(device).eval()
     if tiling:
         vae.enable_tiling()
     return vae

@@ -86,6 +86,7 @@ def preprocess_dataset(
     text_encoder_path: str | None = _D["text_encoder_path"],
     tokenizer_path: str | None = _D["tokenizer_path"],
     vae_path: str | None = _D["vae_path"],
+    audio_vae_path: str | None = _D["audio_vae_path"],
 ) -> PreprocessResult:
     """Compute (or reuse) the text embeddings and VAE latents of every captioned media file.
 
@@ -126,6 +127,7 @@ def preprocess_dataset(
         "text_encoder_path": text_encoder_path,
         "tokenizer_path": tokenizer_path,
         "vae_path": vae_path,
+        "audio_vae_path": audio_vae_path,
     }
     if isinstance(dataset_file, PrecomputeConfig):
         given = [k for k, v in options.items() if k not in ("dataset_file", "resolution_buckets") and v != _D[k]]

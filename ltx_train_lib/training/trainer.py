@@ -477,6 +477,7 @@ class Trainer:
             transformer_dtype=base_dtype,
             vae_dtype=self._sampling_dtype(),
             vae_path=cfg.model.vae_path,
+            audio_vae_path=cfg.model.audio_vae_path,
         )
         self._encode_validation_prompts()
         self.model_label = self.components.label

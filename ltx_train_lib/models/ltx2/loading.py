@@ -1,5 +1,6 @@
-"""Loading for the LTX-2 family: ``tiny-ltx2``, diffusers folders, Hub repo ids, named versions, and single-file
-transformers as ComfyUI users keep them (``models/diffusion_models`` or ``models/checkpoints``).
+"""Loading for the LTX-2 family: ``tiny-ltx2``, diffusers folders, Hub repo ids, named versions, and the single files
+ComfyUI users keep: the all-in-one checkpoint (``models/checkpoints``), a diffusion model (``models/diffusion_models``),
+video / audio VAE files (``models/vae``) and a Gemma 3 file (``models/text_encoders``); see :mod:`.single_files`.
 
 What generic code sees (``ModelComponents``): ``transformer``; ``vae`` = :class:`Ltx2Autoencoders` (video VAE,
 audio VAE and vocoder: everything between pixels/waveforms and latents); ``text_encoder`` = the Gemma text encoder
@@ -7,9 +8,9 @@ and the frozen text connectors as one module (see :mod:`.text`); ``tokenizer``; 
 
 A single-file transformer's architecture comes from the config our exports embed, else it is read off the file's
 tensor names and shapes (block count, widths, which LTX-2.3/2.5 features it has), so any release and size loads
-with no network. Components a single transformer file does not hold (VAEs, vocoder, Gemma, connectors) come from
-``model.vae_path`` / ``model.text_encoder_path`` / ``model.tokenizer_path`` folders, or from the version's Hub
-repository when given by name.
+with no network. Components a single file does not hold come from ``model.vae_path`` / ``model.audio_vae_path`` /
+``model.text_encoder_path`` / ``model.tokenizer_path`` (files or folders), or from the version's Hub repository when
+given by name.
 """
 
 from __future__ import annotations
@@ -139,8 +140,17 @@ def is_ltx2_file(path: Path) -> bool:
             meta = fh.metadata() or {}
             if meta.get("model_family") == "ltx2":
                 return True
-            return any(_strip(k).startswith(AUDIO_KEY_MARKERS) for k in fh.keys())
+            if any(_strip(k).startswith(AUDIO_KEY_MARKERS) for k in fh.keys()):
+                return True
     except Exception:  # noqa: BLE001 - unreadable files are someone else's error to report
+        return False
+    # Files only LTX-2 uses (its audio VAE / vocoder, Gemma): claimed so that giving one as model_source gets this
+    # family's message ("holds an audio VAE, not a transformer"); a bare video VAE is left to whichever family.
+    from ltx_train_lib.models.ltx2.single_files import inspect_file
+
+    try:
+        return bool({"connectors", "audio_vae", "vocoder", "gemma3", "gemma4"} & set(inspect_file(path).components))
+    except ModelLoadError:
         return False
 
 
@@ -236,52 +246,173 @@ def _base(source: ResolvedSource) -> str | None:
     return None
 
 
+def _file_override(override: str | None) -> Path | None:
+    """An override naming a single .safetensors file (ComfyUI's models/vae, models/text_encoders), else None."""
+    if override and Path(override).expanduser().suffix in (".safetensors", ".sft"):
+        return Path(override).expanduser()
+    return None
+
+
+def _vae_from_files(files: Mapping[str, Path], base: str | None, dtype):
+    """Video VAE, audio VAE and vocoder: each from the first of ``files`` (config field -> file) that holds it,
+    else from ``base``."""
+    from ltx_train_lib.models.ltx2 import single_files
+
+    contents = [single_files.inspect_file(f) for f in files.values()]
+    parts_of_vae = {"vae", "audio_vae", "vocoder"}
+    for field, found in zip(files, contents, strict=True):
+        if field != "model.model_source" and not parts_of_vae & set(found.components):
+            raise ModelLoadError(
+                f"{field}: '{found.path}' holds {found.describe()}, not an LTX-2 video or audio VAE; give the VAE files "
+                "of ComfyUI's models/vae (or the full checkpoint of models/checkpoints)"
+            )
+    loaders = {"vae": single_files.load_video_vae, "audio_vae": single_files.load_audio_vae,
+               "vocoder": single_files.load_vocoder}
+    parts = {}
+    for part, loader in loaders.items():
+        holder = next((c for c in contents if part in c.components), None)
+        if holder is not None:
+            parts[part] = loader(holder, dtype)
+        elif base is not None:
+            parts[part] = _from_pretrained(base, part, dtype)
+        else:
+            looked = ", ".join(f"'{c.path}' ({c.describe()})" for c in contents)
+            field = "model.vae_path" if part == "vae" else "model.audio_vae_path"
+            raise ModelLoadError(
+                f"the LTX-2 {single_files.COMPONENT_NAMES[part].removeprefix('an LTX-2 ')} is in none of {looked}; set "
+                f"{field} to the file that holds it (ComfyUI: models/vae/"
+                f"{'LTX2_video_vae' if part == 'vae' else 'LTX2_audio_vae'}*.safetensors, or the full checkpoint "
+                "models/checkpoints/ltx-2-19b-dev.safetensors), or a diffusers LTX-2 folder"
+            )
+    return autoencoders(parts["vae"], parts["audio_vae"], parts["vocoder"])
+
+
+def _text_from_files(gemma_file: Path | None, gemma_folder: str | None, single: Path | None, base: str | None, dtype):
+    from ltx_train_lib.models.ltx2 import single_files
+    from ltx_train_lib.models.ltx2.text import text_stack
+
+    gemma_contents = single_files.inspect_file(gemma_file) if gemma_file else None
+    if gemma_contents is not None:
+        gemma = single_files.load_gemma(gemma_contents, dtype)
+    elif gemma_folder or base:
+        where = gemma_folder or base
+        gemma = _from_pretrained(where, "text_encoder", dtype)
+        _check_text_encoder(gemma, where)
+    else:
+        raise ModelLoadError(
+            f"the Gemma text encoder is not in the single file '{single}'; set model.text_encoder_path to the Gemma 3 "
+            "12B file (ComfyUI: models/text_encoders/gemma_3_12B_it*.safetensors) or a Gemma folder"
+        )
+    if single is not None:
+        connectors = single_files.load_connectors(single_files.inspect_file(single), dtype, projection_from=gemma_contents)
+    elif base is not None:
+        connectors = _from_pretrained(base, "connectors", dtype)
+    else:  # a Gemma folder given with nothing else: its connectors are those of that folder
+        connectors = _from_pretrained(str(gemma_folder), "connectors", dtype)
+    return text_stack(gemma, connectors)
+
+
+def _tokenizer(override: str | None, gemma_file: Path | None, base: str | None, single: Path | None,
+               text_override: str | None):
+    from ltx_train_lib.models.ltx2 import single_files
+
+    if override and Path(override).expanduser().is_dir() and gemma_file is None:
+        return _from_pretrained(str(Path(override).expanduser()), "tokenizer", None)
+    if gemma_file is not None or override:
+        return single_files.load_gemma_tokenizer(gemma_file, override)
+    if text_override:  # a Gemma folder: its tokenizer
+        return _from_pretrained(str(Path(text_override).expanduser()), "tokenizer", None)
+    if base is not None:
+        return _from_pretrained(base, "tokenizer", None)
+    raise ModelLoadError(
+        f"the Gemma tokenizer is not in the single file '{single}'; set model.text_encoder_path to the Gemma 3 file "
+        "(ComfyUI's carries its tokenizer) or model.tokenizer_path to a folder with tokenizer.model/tokenizer.json"
+    )
+
+
 def load_components(source: ResolvedSource, components: Sequence[str], *, dtypes: Mapping[str, Any],
                     overrides: Mapping[str, str | None]) -> ModelComponents:
     out = ModelComponents(source=source)
     base = _base(source)
+    single = Path(source.location) if source.kind == "single_file" else None
+    for key in ("vae", "audio_vae", "text_encoder", "tokenizer"):
+        override = overrides.get(key)
+        if override and not Path(override).expanduser().exists():
+            raise ModelLoadError(f"model.{key}_path: '{override}' does not exist; check the path")
+    text_override = overrides.get("text_encoder")
+    gemma_file = _file_override(text_override)
     for what in components:
         dtype = dtypes.get(what)
         override = overrides.get(what)
         where = str(Path(override).expanduser()) if override else base
-        if override and not Path(where).exists():
-            raise ModelLoadError(f"model.{what}_path: '{override}' does not exist; check the path")
-        if what == "transformer" and source.kind == "single_file" and not override:
-            value = _single_file_transformer(Path(source.location), dtype)
-        elif where is None:
-            raise ModelLoadError(
-                f"the {what} is not in the single file '{source.location}' (it holds the transformer); set "
-                f"model.{'vae' if what == 'vae' else 'text_encoder'}_path to a folder with the LTX-2 {what} (a diffusers "
-                "LTX-2 folder works: its subfolders are found), or use a named version / a diffusers folder as model_source"
-            )
+        if what == "transformer" and single is not None and not override:
+            value = _single_file_transformer(single, dtype)
         elif what == "vae":
-            value = autoencoders(
-                _from_pretrained(where, "vae", dtype),
-                _from_pretrained(where, "audio_vae", dtype),
-                _from_pretrained(where, "vocoder", dtype),
-            )
+            named = {"model.vae_path": _file_override(override),
+                     "model.audio_vae_path": _file_override(overrides.get("audio_vae")), "model.model_source": single}
+            files = {k: v for k, v in named.items() if v is not None}
+            if override and not _file_override(override):  # a diffusers folder (or a bare VAE folder)
+                value = autoencoders(_from_pretrained(where, "vae", dtype), _from_pretrained(where, "audio_vae", dtype),
+                                     _from_pretrained(where, "vocoder", dtype))
+            elif single is not None and not override and not overrides.get("audio_vae") and \
+                    "vae" not in _single_contents(single).components:
+                raise ModelLoadError(
+                    f"the vae is not in the single file '{single}' (it holds "
+                    f"{_single_contents(single).describe()}); set model.vae_path to the LTX-2 video VAE file (ComfyUI: "
+                    "models/vae) and model.audio_vae_path to the audio VAE file, or to a diffusers LTX-2 folder (its "
+                    "subfolders are found), or use a named version / a diffusers folder as model_source"
+                )
+            else:
+                value = _vae_from_files(files, base, dtype)
             value.video.use_framewise_encoding = False
             value.video.use_framewise_decoding = False
         elif what == "text_encoder":
-            from ltx_train_lib.models.ltx2.text import text_stack
-
-            gemma = _from_pretrained(where, "text_encoder", dtype)
-            _check_text_encoder(gemma, where)
-            connectors_base = base if override and base is not None else where
-            value = text_stack(gemma, _from_pretrained(connectors_base, "connectors", dtype))
+            folder = str(Path(text_override).expanduser()) if text_override and gemma_file is None else None
+            value = _text_from_files(gemma_file, folder, single, base, dtype)
+        elif what == "tokenizer":
+            value = _tokenizer(override, gemma_file, base, single, text_override)
+        elif where is None:
+            raise ModelLoadError(
+                f"the {what} is not in the single file '{source.location}'; use a named version / a diffusers folder "
+                "as model_source"
+            )
         else:
             value = _from_pretrained(where, what, dtype)
         setattr(out, what, value)
     return out
 
 
-def _single_file_transformer(path: Path, dtype):
-    from diffusers import LTX2VideoTransformer3DModel
+def _single_contents(path: Path):
+    from ltx_train_lib.models.ltx2.single_files import inspect_file
 
+    return inspect_file(path)
+
+
+def _single_file_transformer(path: Path, dtype):
+    """The transformer of a single file: only its tensors are read (an all-in-one checkpoint's VAEs, vocoder and
+    connectors stay on disk), converted by diffusers' single-file loader."""
+    from diffusers import LTX2VideoTransformer3DModel
+    from safetensors import safe_open
+
+    from ltx_train_lib.models.ltx2 import component_keys
+
+    contents = _single_contents(path)
+    if "transformer" not in contents.components:
+        raise ModelLoadError(
+            f"model.model_source: '{path}' holds {contents.describe()}, not an LTX-2 transformer; give the checkpoint "
+            "(models/checkpoints) or diffusion model (models/diffusion_models) file as model_source, and VAE / text "
+            "encoder files as model.vae_path / model.audio_vae_path / model.text_encoder_path"
+        )
+    prefix = contents.components["transformer"]
+    skip = tuple(prefix + m for m in component_keys.CONNECTOR_MODULES)
+    names = [k for k in contents.shapes if k.startswith(prefix) and not k.startswith(skip)
+             and not k.startswith(("vae.", "audio_vae.", "vocoder.", "text_embedding_projection."))]
     try:
+        with safe_open(str(path), framework="pt") as fh:
+            state = {"model.diffusion_model." + k[len(prefix):]: fh.get_tensor(k) for k in names}
         with _single_file_config_dir(path) as config_dir:
             return LTX2VideoTransformer3DModel.from_single_file(
-                str(path), config=str(config_dir), dtype=dtype, local_files_only=True
+                state, config=str(config_dir), torch_dtype=dtype, local_files_only=True
             )
     except ModelLoadError:
         raise
