@@ -4,6 +4,7 @@ without CUDA or bitsandbytes)."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from ltx_train_lib.training.quantization import check_quantization
 from ltx_train_lib.training.trainer import Trainer
 from tests.conftest import make_precomputed, tiny_config_dict
 
-torchao = pytest.importorskip("torchao")  # in requirements.txt; the refusal when it is missing is tested below
+# torchao is in requirements.txt; the refusals (and the run without it) are tested whether or not it is installed.
+needs_torchao = pytest.mark.skipif(importlib.util.find_spec("torchao") is None, reason="torchao not installed")
 
 
 def _family():
@@ -38,6 +40,7 @@ def _quantized_model(tmp_path: Path, mode: str, dtype: torch.dtype = torch.float
     return cfg, model, params
 
 
+@needs_torchao
 @pytest.mark.parametrize("mode,tensor_type", [("int8-torchao", "Int8Tensor"), ("fp8-torchao", "Float8Tensor")])
 def test_torchao_base_is_quantized_outside_the_exclusions_and_only_the_lora_gets_gradients(
     tmp_path: Path, tiny_model_dir: Path, mode: str, tensor_type: str
@@ -64,6 +67,7 @@ def test_torchao_base_is_quantized_outside_the_exclusions_and_only_the_lora_gets
     assert to_q.lora_B["default"].weight.abs().sum() > 0
 
 
+@needs_torchao
 def test_lora_on_an_int8_torchao_base_trains_exports_full_precision_and_loads_back(tmp_path: Path, tiny_model_dir: Path) -> None:
     root = make_precomputed(tmp_path / "ds", [(2, 2, 2)])
     cfg = tiny_config_dict(
@@ -92,6 +96,7 @@ def test_lora_on_an_int8_torchao_base_trains_exports_full_precision_and_loads_ba
         assert torch.allclose(start[k], end[k], atol=1e-6), k
 
 
+@needs_torchao
 def test_cancel_and_resume_over_an_int8_torchao_base_equals_the_uninterrupted_run(
     tmp_path: Path, precomputed_dataset: Path, tiny_model_dir: Path
 ) -> None:
@@ -151,6 +156,7 @@ def test_missing_quantization_library_names_the_install(monkeypatch: pytest.Monk
     check_quantization("no_change", None)
 
 
+@needs_torchao
 def test_budget_picks_the_torchao_int8_base_and_says_what_is_missing_without_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import ltx_train_lib.memory.budget as budget
 
@@ -177,3 +183,18 @@ def test_adamw8bit_is_refused_at_start_without_cuda_or_bitsandbytes(tmp_path: Pa
         with pytest.raises(ConfigError, match="'adamw8bit' needs a CUDA GPU"):
             Trainer(config_from_dict(cfg)).train()
         assert not (tmp_path / "o").exists()
+
+
+def test_without_torchao_a_torchao_mode_stops_at_start_and_plain_lora_still_trains(
+    tmp_path: Path, precomputed_dataset: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [m for m in sys.modules if m == "torchao" or m.startswith("torchao.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "torchao", None)  # behaves as "not installed", for peft's check too
+    cfg = tiny_config_dict(precomputed_dataset, tmp_path / "o", acceleration__quantization="int8-torchao")
+    with pytest.raises(ConfigError, match=r"acceleration.quantization 'int8-torchao' needs the torchao package, which is "
+                                          r"not installed; pip install torchao"):
+        Trainer(config_from_dict(cfg)).train()
+    assert not (tmp_path / "o").exists()
+    result = Trainer(config_from_dict(tiny_config_dict(precomputed_dataset, tmp_path / "p", optimization__steps=1))).train()
+    assert result.status == "done" and (tmp_path / "p" / "lora_weights_comfy.safetensors").is_file()
