@@ -17,11 +17,9 @@ the rule optimum-quanto applies), so the memory plan counts the same layers for 
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import importlib.util
 import logging
-from collections.abc import Iterator
 
 import torch
 
@@ -98,25 +96,11 @@ def quantize_frozen_base(transformer: torch.nn.Module, mode: str, exclusions: tu
 
 
 def _quantize_torchao(transformer: torch.nn.Module, mode: str, exclusions: tuple[str, ...]) -> None:
-    with _quiet_torch_pytree():
-        from torchao.quantization import Float8WeightOnlyConfig, Int8WeightOnlyConfig, quantize_
+    from torchao.quantization import Float8WeightOnlyConfig, Int8WeightOnlyConfig, quantize_
 
-        config = Int8WeightOnlyConfig() if mode == "int8-torchao" else Float8WeightOnlyConfig()
-        quantize_(transformer, config, filter_fn=lambda module, fqn: is_quantized_module(fqn, module, exclusions))
+    config = Int8WeightOnlyConfig() if mode == "int8-torchao" else Float8WeightOnlyConfig()
+    quantize_(transformer, config, filter_fn=lambda module, fqn: is_quantized_module(fqn, module, exclusions))
     log.info("acceleration.quantization %s: Linear layers quantized with torchao %s", mode, _version("torchao"))
-
-
-@contextlib.contextmanager
-def _quiet_torch_pytree() -> Iterator[None]:
-    """torchao logs one warning per Enum it registers with torch.compile as it loads ("... is an Enum subclass ...",
-    torch >= 2.14): nothing a user can act on, so it is held back."""
-    pytree_log = logging.getLogger("torch.utils._pytree")
-    level = pytree_log.level
-    pytree_log.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        pytree_log.setLevel(level)
 
 
 def _version(dist: str) -> str:
