@@ -186,11 +186,17 @@ def test_adamw8bit_is_refused_at_start_without_cuda_or_bitsandbytes(tmp_path: Pa
 
 
 def test_without_torchao_a_torchao_mode_stops_at_start_and_plain_lora_still_trains(
-    tmp_path: Path, precomputed_dataset: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, precomputed_dataset: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     for name in [m for m in sys.modules if m == "torchao" or m.startswith("torchao.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "torchao", None)  # behaves as "not installed", for peft's check too
+    from peft import import_utils
+
+    # peft caches whether torchao is there (lru_cache): forget it now and again afterwards
+    import_utils.is_torchao_available.cache_clear()
+    request.addfinalizer(import_utils.is_torchao_available.cache_clear)
     cfg = tiny_config_dict(precomputed_dataset, tmp_path / "o", acceleration__quantization="int8-torchao")
     with pytest.raises(ConfigError, match=r"acceleration.quantization 'int8-torchao' needs the torchao package, which is "
                                           r"not installed; pip install torchao"):
