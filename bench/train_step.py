@@ -59,11 +59,11 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-SOURCES = {"tiny": "tiny", "2B": "LTXV_2B_0.9.6_DEV", "13B": "LTXV_13B_097_DEV"}
+SOURCES = {"tiny": "tiny", "tiny-ltx2": "tiny-ltx2", "2B": "LTXV_2B_0.9.6_DEV", "13B": "LTXV_13B_097_DEV", "19B": "LTX-2_19B_DEV"}
 
 
 def predicted_peak_mb(args: argparse.Namespace, *, precision: str, gc_on: bool, optimizer_name: str, rank: int,
-                      device: torch.device) -> float | str:
+                      device: torch.device, quantization: str | None = None) -> float | str:
     """The memory plan's peak for this step (ltx_train_lib.memory, built from configs only), in MB, to print
     beside the measured one; a reason instead when the plan cannot be made here (e.g. pydantic missing)."""
     try:
@@ -76,7 +76,7 @@ def predicted_peak_mb(args: argparse.Namespace, *, precision: str, gc_on: bool, 
             "lora": {"rank": rank, "alpha": rank} if args.mode == "lora" else None,
             "optimization": {"batch_size": args.batch_size, "enable_gradient_checkpointing": gc_on,
                              "optimizer_type": optimizer_name},
-            "acceleration": {"mixed_precision_mode": {"fp32": "no"}.get(precision, precision)},
+            "acceleration": {"mixed_precision_mode": {"fp32": "no"}.get(precision, precision), "quantization": quantization},
             "validation": {"prompts": [], "interval": None},
             "data": {"preprocessed_data_root": "unused"},
         })
@@ -100,6 +100,17 @@ def run(args: argparse.Namespace, options: dict[str, str]) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
     transformer = build_transformer(args.model, dtype if args.mode == "lora" else torch.float32, device)
     transformer.requires_grad_(False)
+    quantization = options.get("quant", args.quantization)
+    quantization = None if quantization in (None, "none") else quantization
+    if quantization:
+        from ltx_train_lib.training.quantization import (
+            check_quantization,
+            quantize_frozen_base,
+            training_cuda_capability,
+        )
+
+        check_quantization(quantization, training_cuda_capability() if device.type == "cuda" else None)
+        quantize_frozen_base(transformer, quantization, family_of(args.model).quantization_exclusions)
     if args.mode == "lora":
         from peft import LoraConfig
 
@@ -183,12 +194,14 @@ def run(args: argparse.Namespace, options: dict[str, str]) -> dict:
         "model": args.model, "mode": args.mode, "bucket": str(bucket), "tokens": bucket.tokens, "audio_tokens": audio_tokens,
         "batch_size": args.batch_size,
         "precision": precision, "gradient_checkpointing": gc_on, "compile": compile_on, "optimizer": optimizer_name, "rank": rank,
+        "quantization": quantization,
         "device": str(device), "s_per_step": round(seconds, 4), "steps_per_s": round(1 / seconds, 3),
         "peak_memory_mb": round(peak_memory_mb(device), 1),
     }
     if args.predict:
         result["predicted_peak_mb"] = predicted_peak_mb(args, precision=precision, gc_on=gc_on,
-                                                        optimizer_name=optimizer_name, rank=rank, device=device)
+                                                        optimizer_name=optimizer_name, rank=rank, device=device,
+                                                        quantization=quantization)
     return result
 
 
@@ -204,6 +217,8 @@ def main() -> None:
     p.add_argument("--gradient-checkpointing", action="store_true")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--optimizer", default="adamw", choices=["adamw", "adamw8bit"])
+    p.add_argument("--quantization", default=None, help="acceleration.quantization of the frozen base, e.g. int8-torchao "
+                   "(LoRA only); in --compare sets: quant=int8-torchao, quant=none")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--device", default=None)
@@ -228,7 +243,8 @@ def main() -> None:
         else:
             print(f"{r['model']:>4} {r['mode']:<4} {r['bucket']:<12} tokens {r['tokens']:>5}  {json.dumps(opts) or '{}':<28} "
                   f"{r['s_per_step']:.4f} s/step  {r['steps_per_s']:.2f} steps/s  peak {r['peak_memory_mb']:.0f} MB  "
-                  f"x{r['ratio_vs_first']:.2f} vs first  ({r['device']}, {r['precision']}, gc={r['gradient_checkpointing']})")
+                  f"x{r['ratio_vs_first']:.2f} vs first  ({r['device']}, {r['precision']}, gc={r['gradient_checkpointing']}"
+                  f"{', base ' + r['quantization'] if r['quantization'] else ''})")
             if "predicted_peak_mb" in r:
                 pred = r["predicted_peak_mb"]
                 cuda = r["device"].startswith("cuda")  # on CPU the measured figure is the whole process's RSS

@@ -4,3 +4,7 @@ Importing this package is cheap (no torch); heavy modules import torch, diffuser
 """
 
 __version__ = "0.1.0"
+
+from ltx_train_lib import library_noise as _library_noise
+
+_library_noise.install()

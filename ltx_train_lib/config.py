@@ -169,8 +169,15 @@ class OptimizationConfig(_Section):
 class AccelerationConfig(_Section):
     mixed_precision_mode: Literal["no", "fp16", "bf16"] | None = Field("bf16", description="Autocast precision for the forward pass.")
     quantization: (
-        Literal["no_change", "int8-quanto", "int4-quanto", "int2-quanto", "fp8-quanto", "fp8uz-quanto"] | None
-    ) = Field(None, description="Weight quantization of the frozen base model (optimum-quanto; LoRA only).")
+        Literal["no_change", "int8-torchao", "fp8-torchao", "int8-quanto", "int4-quanto", "int2-quanto", "fp8-quanto",
+                "fp8uz-quanto"] | None
+    ) = Field(
+        None,
+        description="Weight quantization of the frozen base model (LoRA only; the LoRA trains and is saved in full "
+        "precision). 'int8-torchao': int8 weight-only through torchao, any device; 'fp8-torchao': float8 weight-only, "
+        "GPUs of compute capability 8.9+ (Ada, Hopper, Blackwell); '*-quanto': optimum-quanto (as the reference; no "
+        "release since March 2025).",
+    )
     load_text_encoder_in_8bit: bool = Field(False, description="Load T5 in 8-bit (bitsandbytes, CUDA only).")
     compile_with_inductor: bool = Field(
         False,

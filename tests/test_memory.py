@@ -33,10 +33,13 @@ def _train_phase(plan):
 
 @pytest.mark.parametrize(
     "mode,precision,quantization",
-    [("lora", "no", None), ("lora", "bf16", None), ("full", "no", None), ("lora", "bf16", "int8-quanto")],
+    [("lora", "no", None), ("lora", "bf16", None), ("full", "no", None), ("lora", "bf16", "int8-quanto"),
+     ("lora", "bf16", "int8-torchao"), ("lora", "no", "int8-torchao"), ("lora", "bf16", "fp8-torchao")],
 )
 def test_weights_gradients_and_optimizer_bytes_equal_the_measured_ones(tmp_path, tiny_model_dir, mode, precision, quantization):
     """After one real optimizer step of the trainer's own setup, the plan's bytes are the tensors' bytes exactly."""
+    if quantization:
+        pytest.importorskip("torchao" if quantization.endswith("torchao") else "optimum.quanto")
     from ltx_train_lib.config import config_from_dict
     from ltx_train_lib.memory.calibrate import training_loss
     from ltx_train_lib.memory.measure import state_bytes
@@ -246,7 +249,7 @@ def test_budget_16_picks_a_recipe_the_plan_says_fits(tmp_path, capsys):
     # The chosen config, planned again from scratch, fits too: the recipe is what the trainer will run.
     again = make_plan(res.config, _family(), buckets, device="cuda")
     assert again.needed == res.plan.needed <= budget
-    assert res.config.memory.blocks_to_swap > 0 or res.config.acceleration.quantization == "int8-quanto"
+    assert res.config.memory.blocks_to_swap > 0 or res.config.acceleration.quantization in ("int8-torchao", "int8-quanto")
     # As configured it would not fit: 13B bf16 weights alone are 24 GB.
     assert not make_plan(cfg, _family(), buckets, device="cuda").fits(budget)
     assert train_main([str(path), "--plan", "--buckets", "768x448x89;512x512x49", "--device", "cuda"]) == 0

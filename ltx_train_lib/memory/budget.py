@@ -2,7 +2,7 @@
 
 Recipes, cheapest first, each adding to the one before: the config as written; gradient checkpointing (~30 %
 slower); 8-bit AdamW, and the text encoder in 8-bit for the validation prompts (CUDA with bitsandbytes only); an
-int8 base (optimum-quanto, LoRA only); then swapping the fewest blocks to pinned CPU memory that fits (LoRA only;
+int8 base (torchao, else optimum-quanto; LoRA only); then swapping the fewest blocks to pinned CPU memory that fits (LoRA only;
 per-block compile is turned off with it). Resuming a run keeps the settings that change its math (checkpointing too,
 as the checkpoint's fingerprint holds it): those of the ``training_config.yaml`` the interrupted run wrote.
 """
@@ -111,10 +111,12 @@ def recipes(cfg: TrainerConfig, device: str, pinned: dict[str, Any]) -> tuple[li
     elif cfg.optimization.optimizer_type != "adamw8bit":
         skipped.append("8-bit AdamW: needs a CUDA GPU and bitsandbytes" + ("" if device == "cuda" else " (no CUDA device)"))
     if cfg.model.training_mode == "lora" and cfg.acceleration.quantization in (None, "no_change"):
-        if _can("optimum.quanto"):
+        if _can("torchao"):
+            add("int8 base", "acceleration.quantization", "int8-torchao")
+        elif _can("optimum.quanto"):
             add("int8 base", "acceleration.quantization", "int8-quanto")
         else:
-            skipped.append("int8 base: needs optimum-quanto (pip install optimum-quanto)")
+            skipped.append("int8 base: needs torchao (pip install torchao)")
     return steps, skipped
 
 

@@ -109,7 +109,7 @@ def saved_tensor_bytes(
 
 
 def tensor_bytes(t: torch.Tensor) -> int:
-    """What a tensor stores: its nbytes, or for a wrapper subclass (optimum-quanto's quantized weights) the sum over
+    """What a tensor stores: its nbytes, or for a wrapper subclass (torchao's and optimum-quanto's quantized weights) the sum over
     the tensors it is made of (``__tensor_flatten__``)."""
     flatten = getattr(type(t), "__tensor_flatten__", None)
     if flatten is not None and type(t) is not torch.nn.Parameter:

@@ -4,7 +4,7 @@ Phases, in the order the trainer goes through them:
 
 - ``encode prompts``: the transformer is loaded into RAM, the text encoder encodes the validation prompts on the GPU
   once and is freed (only when validation is on);
-- ``quantize``: optimum-quanto quantizes the frozen base in RAM (only with ``acceleration.quantization``);
+- ``quantize``: torchao (or optimum-quanto) quantizes the frozen base in RAM (only with ``acceleration.quantization``);
 - ``train WxHxF`` for every resolution bucket of the dataset, as configured and with the other gradient
   checkpointing setting (marked as not chosen): base weights, trainable parameters, gradients, optimizer state and
   the activations' peak (or the optimizer step's temporaries, whichever is larger);

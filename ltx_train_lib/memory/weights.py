@@ -2,8 +2,10 @@
 the meta-device transformer (exact: the same tensors the trainer makes, without making them).
 
 - frozen base: every parameter and buffer in the load dtype (bf16 for a bf16 LoRA, else fp32), Linear weights of
-  a quantized base as optimum-quanto stores them (int8/fp8: 1 byte and a per-row scale; int4/int2: packed, with
-  a scale and a shift per group of 128), except the family's ``quantization_exclusions``;
+  a quantized base as the library stores them, except the family's ``quantization_exclusions``: torchao int8
+  weight-only 1 byte per value with a float32 scale and an int8 zero point per output row, torchao float8 1 byte
+  and a float32 scale per row; optimum-quanto int8/fp8 1 byte and a per-row scale in the load dtype, int4/int2
+  packed with a scale and a shift per group of 128, plus an input and an output scale per layer;
 - LoRA: A (r x in) and B (out x r) in fp32 for every module peft adapts (its own matching rule); a full fine-tune
   trains every parameter in fp32;
 - gradients: fp32, one per trainable parameter;
@@ -14,7 +16,6 @@ the meta-device transformer (exact: the same tensors the trainer makes, without 
 
 from __future__ import annotations
 
-import fnmatch
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -47,16 +48,13 @@ class WeightBytes:
         return sum(self.trainable)
 
 
-def _is_quantized_module(name: str, module: torch.nn.Module, exclusions: tuple[str, ...]) -> bool:
-    import torch
-
-    # quanto.quantize(exclude=...) matches module names with fnmatch; it replaces Linear (and Conv) weights.
-    return isinstance(module, torch.nn.Linear) and not any(fnmatch.fnmatch(name, pattern) for pattern in exclusions)
-
-
 def _quantized_weight_bytes(weight: torch.Tensor, mode: str, scale_bytes: int) -> int:
-    bits = _QUANTO_BITS[mode]
     out_features = weight.shape[0]
+    if mode == "int8-torchao":  # torchao Int8Tensor: qdata int8, scale float32 and zero_point int8 per row
+        return weight.numel() + out_features * (4 + 1)
+    if mode == "fp8-torchao":  # torchao Float8Tensor: qdata float8_e4m3fn, scale float32 per row
+        return weight.numel() + out_features * 4
+    bits = _QUANTO_BITS[mode]
     if bits == 8:
         return weight.numel() + out_features * scale_bytes
     groups = math.ceil(weight.numel() / _QUANTO_GROUP)
@@ -66,6 +64,8 @@ def _quantized_weight_bytes(weight: torch.Tensor, mode: str, scale_bytes: int) -
 def weight_bytes(transformer: torch.nn.Module, family: ModelFamily, settings: PlanSettings) -> WeightBytes:
     """Frozen, per-block and trainable bytes of ``transformer`` (on the meta device) trained with ``settings``."""
     import torch
+
+    from ltx_train_lib.training.quantization import is_quantized_module
 
     base = 2 if settings.base_dtype == "bf16" else 4
     blocks = family.blocks(transformer)
@@ -79,10 +79,10 @@ def weight_bytes(transformer: torch.nn.Module, family: ModelFamily, settings: Pl
     quantized_weights: dict[int, int] = {}
     if settings.quantization and not full:
         for name, module in transformer.named_modules():
-            if _is_quantized_module(name, module, family.quantization_exclusions):
+            if is_quantized_module(name, module, family.quantization_exclusions):
                 quantized_weights[id(module.weight)] = _quantized_weight_bytes(module.weight, settings.quantization, base)
-                # QLinear adds an input and an output scale (scalars in the load dtype)
-                frozen += 2 * base
+                if settings.quantization in _QUANTO_BITS:
+                    frozen += 2 * base  # quanto's QLinear adds an input and an output scale (scalars, load dtype)
     trainable: list[int] = []
     for t in (*transformer.parameters(), *transformer.buffers()):
         is_param = isinstance(t, torch.nn.Parameter)

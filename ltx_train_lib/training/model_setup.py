@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +15,7 @@ import torch
 
 from ltx_train_lib.errors import ConfigError, TrainingError
 from ltx_train_lib.training import checkpoint as ckpt
+from ltx_train_lib.training.quantization import quantize_frozen_base
 from ltx_train_lib.training.schedule import lr_factor
 
 if TYPE_CHECKING:
@@ -21,10 +23,6 @@ if TYPE_CHECKING:
     from ltx_train_lib.models.family import ModelFamily
 
 log = logging.getLogger("ltx_train_lib.trainer")
-
-_QUANTO_TYPES = {"int8-quanto": "qint8", "int4-quanto": "qint4", "int2-quanto": "qint2", "fp8-quanto": "qfloat8",
-                 "fp8uz-quanto": "qfloat8_e4m3fnuz"}
-
 
 def build_trainable_model(
     cfg: TrainerConfig, family: ModelFamily, transformer: torch.nn.Module, device: torch.device
@@ -48,7 +46,11 @@ def build_trainable_model(
         )
         # Before the adapter exists: an absurd rank would allocate rank x (in + out) weights per module first.
         check_lora_rank(cfg.lora.rank, targets, matched_linears(transformer, lora_config))
-        transformer.add_adapter(lora_config)
+        with warnings.catch_warnings():
+            # peft's torchao LoRA layers warn that they cannot merge into a quantized base; the LoRA is never merged
+            # here (it is exported on its own), so the warning would only alarm.
+            warnings.filterwarnings("ignore", message=".*TorchaoLoraLinear was instantiated without.*")
+            transformer.add_adapter(lora_config)
         params = [p for n, p in transformer.named_parameters() if "lora_" in n]
         for p in params:
             p.requires_grad_(True)
@@ -147,15 +149,6 @@ def eager_blocks(family: ModelFamily, transformer: torch.nn.Module) -> Iterator[
             blocks[i] = block
 
 
-def quantize_frozen_base(transformer: torch.nn.Module, mode: str, exclusions: tuple[str, ...]) -> None:
-    """Quantize the frozen base weights with optimum-quanto (as the reference), keeping the family's sensitive
-    layers in full precision."""
-    from optimum import quanto
-
-    quanto.quantize(transformer, weights=getattr(quanto, _QUANTO_TYPES[mode]), exclude=list(exclusions))
-    quanto.freeze(transformer)
-
-
 def load_weights_only(transformer: torch.nn.Module, path: Path, training_mode: str, family: ModelFamily) -> None:
     """``model.load_checkpoint``: initial weights from a LoRA or full-model file in either layout (no optimizer)."""
     from safetensors.torch import load_file
@@ -237,6 +230,20 @@ def _check_lora_file_fits(transformer: torch.nn.Module, sd: dict[str, torch.Tens
                 f"model.load_checkpoint: '{path}' does not fit this LoRA: {key} is {tuple(value.shape)} in the file "
                 f"but {tuple(mine.shape)} here (another lora.rank); {_file_lora_settings(path, sd)}"
             )
+
+
+def check_optimizer(optimizer_type: str, *, cuda: bool) -> None:
+    """Refuse, before anything loads, an optimizer this machine cannot run: 8-bit AdamW is bitsandbytes' CUDA kernel."""
+    if optimizer_type != "adamw8bit":
+        return
+    if not cuda:
+        raise ConfigError("optimization.optimizer_type 'adamw8bit' needs a CUDA GPU (bitsandbytes' 8-bit AdamW runs "
+                          "only there), and this machine has none; set optimization.optimizer_type to 'adamw'")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise ConfigError("optimization.optimizer_type 'adamw8bit' needs the bitsandbytes package, which is not "
+                          "installed; pip install bitsandbytes, or set optimization.optimizer_type to 'adamw'") from None
 
 
 def build_optimizer(opt: OptimizationConfig, params: list[torch.nn.Parameter]):

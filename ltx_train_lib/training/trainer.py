@@ -38,8 +38,9 @@ from ltx_train_lib.training.batches import plan_batches
 from ltx_train_lib.training.checkpoint_io import checkpoint_io_for, make_accelerator
 from ltx_train_lib.training.listeners import build_listeners, close_listeners
 from ltx_train_lib.training.liveness import RankBoard, Watchdog, describe_stall, is_collective_failure, is_lost_peer
-from ltx_train_lib.training.model_setup import build_optimizer, build_trainable_model
+from ltx_train_lib.training.model_setup import build_optimizer, build_trainable_model, check_optimizer
 from ltx_train_lib.training.outputs import lora_health, save_size_estimate, save_weights
+from ltx_train_lib.training.quantization import check_quantization, training_cuda_capability
 from ltx_train_lib.training.schedule import ScheduleClock
 from ltx_train_lib.training.state import config_fingerprint  # noqa: F401 - re-exported for callers
 from ltx_train_lib.training.stop import PARENT_PID_ENV, StopFlag, peak_memory_mb  # noqa: F401 - PARENT_PID_ENV re-exported
@@ -97,15 +98,8 @@ class Trainer:
         cfg = self.cfg
         if cfg.model.load_checkpoint:
             ckpt.find_weights_file(cfg.model.load_checkpoint)
-        if cfg.optimization.optimizer_type == "adamw8bit" and not torch.cuda.is_available():
-            raise ConfigError("optimization.optimizer_type 'adamw8bit' needs a CUDA GPU (bitsandbytes); use 'adamw' on this machine")
-        if cfg.acceleration.quantization not in (None, "no_change"):
-            try:
-                import optimum.quanto  # noqa: F401
-            except ImportError:
-                raise ConfigError(
-                    f"acceleration.quantization '{cfg.acceleration.quantization}' needs optimum-quanto; pip install optimum-quanto"
-                ) from None
+        check_optimizer(cfg.optimization.optimizer_type, cuda=torch.cuda.is_available())
+        check_quantization(cfg.acceleration.quantization, training_cuda_capability())
         if cfg.wandb.enabled:
             try:
                 import wandb  # noqa: F401
