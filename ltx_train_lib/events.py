@@ -243,8 +243,12 @@ def validate_event(record: dict[str, Any], *, complete: bool = True) -> Event:
 
 
 class EventWriter:
-    """Append-only JSON-lines writer. Each line is written with one ``write`` call, flushed and fsynced, so a reader
-    never sees half a line unless the process dies mid-write; readers skip such a trailing fragment.
+    """Append-only JSON-lines writer. Each line is written with one ``write`` call and flushed, so a reader never sees
+    half a line unless the process dies mid-write; readers skip such a trailing fragment. A flushed line survives
+    the death of the process (it is in the OS's cache); ``fsync`` (survives a power cut too) runs on every event
+    except the per-step progress ones (:attr:`PROGRESS_EVENTS`), which are fsynced at most every
+    ``fsync_interval_s`` and by the next other event: one fsync per step cost 13 ms of a 115 ms tiny-model CPU step
+    (bench/README.md), and losing the last seconds of a loss curve to a power cut loses nothing a resume needs.
 
     Field names and types are checked on every ``emit`` (a mistake raises :class:`EventFieldError`); with
     ``complete=True`` (the trainer's writer) every required field must be there too. I/O errors never raise: the
@@ -252,8 +256,13 @@ class EventWriter:
     error or stop a run that could otherwise finish. The first one is logged as a warning.
     """
 
-    def __init__(self, path: str | Path | None, echo_stdout: bool = False, enabled: bool = True, *, complete: bool = False) -> None:
+    PROGRESS_EVENTS: ClassVar[frozenset[str]] = frozenset({"step"})
+
+    def __init__(self, path: str | Path | None, echo_stdout: bool = False, enabled: bool = True, *, complete: bool = False,
+                 fsync_interval_s: float = 2.0) -> None:
         self.path = Path(path) if path else None
+        self.fsync_interval_s = fsync_interval_s
+        self._last_fsync = float("-inf")  # monotonic time of the last fsync
         self.echo_stdout = echo_stdout
         self.enabled = enabled
         self.complete = complete
@@ -270,7 +279,7 @@ class EventWriter:
             return record
         line = json.dumps(record, default=_json_default)
         if self.path:
-            self._append(line)
+            self._append(line, durable=kind not in self.PROGRESS_EVENTS)
         if self.echo_stdout:
             try:
                 sys.stdout.write(EVENT_PREFIX + line + "\n")
@@ -279,7 +288,7 @@ class EventWriter:
                 self._warn("stdout", exc)
         return record
 
-    def _append(self, line: str) -> None:
+    def _append(self, line: str, durable: bool = True) -> None:
         assert self.path is not None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -288,7 +297,10 @@ class EventWriter:
                 # would otherwise swallow this record too.
                 fh.write(("\n" if self._fragment else "") + line + "\n")
                 fh.flush()
-                os.fsync(fh.fileno())
+                now = time.monotonic()
+                if durable or now - self._last_fsync >= self.fsync_interval_s:
+                    os.fsync(fh.fileno())  # also makes the progress lines written since the last one durable
+                    self._last_fsync = now
             self._fragment = False
         except OSError as exc:
             self._fragment = True

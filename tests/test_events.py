@@ -385,3 +385,23 @@ def test_cli_printer_reads_the_same_records(capsys: pytest.CaptureFixture[str]) 
     assert "stopped at step 6 (SIGTERM); resumable checkpoint: checkpoints/step_000006" in out
     assert ", resumed from checkpoints/step_000005" in out
     assert "done in 20m 34s, final loss 0.3000. outputs:\n  lora: /jobs/j1/lora_weights.safetensors" in out
+
+
+def test_step_events_are_flushed_each_time_and_fsynced_at_most_every_interval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One fsync per step was the largest per-step cost of a small model's run; lines must still reach the file at once.
+    synced: list[int] = []
+    real_fsync = ev_mod.os.fsync
+    monkeypatch.setattr(ev_mod.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    path = tmp_path / "events.jsonl"
+    writer = EventWriter(path, fsync_interval_s=3600.0)
+    writer.emit("step", step=1, total=3, loss=0.5, lr=1e-4, sec_per_step=0.1, eta_s=1.0, memory_mb=1.0)
+    assert len(synced) == 1  # the first progress line is synced (nothing was yet)
+    writer.emit("step", step=2, total=3, loss=0.4, lr=1e-4, sec_per_step=0.1, eta_s=1.0, memory_mb=1.0)
+    writer.emit("step", step=3, total=3, loss=0.3, lr=1e-4, sec_per_step=0.1, eta_s=1.0, memory_mb=1.0)
+    assert len(synced) == 1
+    assert [json.loads(x)["step"] for x in path.read_text().splitlines()] == [1, 2, 3]  # flushed, readable at once
+    writer.emit("checkpoint", step=3, path=str(tmp_path / "c"))
+    assert len(synced) == 2  # every other event is durable, and with it the steps before it
+    EventWriter(path, fsync_interval_s=0.0).emit("step", step=4, total=4, loss=0.2, lr=1e-4, sec_per_step=0.1, eta_s=0.0,
+                                                  memory_mb=1.0)
+    assert len(synced) == 3
