@@ -14,6 +14,17 @@ with random weights (no download). `--compare` runs a list of option sets side b
 
 On CPU the measured figure is the process's peak RSS (everything), on CUDA torch's peak allocation during the steps
 (what the plan predicts; the model build before them is not counted).
+
+`--loop trainer` times the real `Trainer` loop instead (tiny models only: batches from a precomputed folder, step
+events, checks, the LR schedule): each option set runs in its own process (its own peak RSS), `--repeat` interleaves
+the sets that many times and prints the median ratio with its spread. Option keys: `compile=on|off`,
+`optimizer=adamw|adamw8bit`, `impl=auto|fused|foreach|for_loop` (AdamW's implementation), `fsync=step` (an events
+file fsynced on every step event, as before the throttle), `lib=PATH` (another checkout's ltx_train_lib, e.g. the
+main branch, for before/after in one run), `accum=N`, `workers=N`, `precision=bf16|fp32`.
+
+    python bench/train_step.py --loop trainer --steps 60 --repeat 5 --compare lib=/work/main ''
+    python bench/train_step.py --loop trainer --precision fp32 --compare impl=for_loop impl=foreach impl=fused
+    python bench/train_step.py --precision fp32 --compare compile=off compile=on   # the bare objective, compiled
 """
 
 from __future__ import annotations
@@ -21,12 +32,17 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import resource
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# LTX_BENCH_LIB: the checkout whose ltx_train_lib is measured (the trainer loop's lib=PATH option sets it per run).
+sys.path.insert(0, os.environ.get("LTX_BENCH_LIB") or str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
@@ -133,7 +149,9 @@ def run(args: argparse.Namespace, options: dict[str, str]) -> dict:
 
         optimizer = bnb.optim.AdamW8bit(params, lr=1e-4)
     else:
-        optimizer = torch.optim.AdamW(params, lr=1e-4)
+        impl = options.get("impl", args.impl)
+        optimizer = torch.optim.AdamW(params, lr=1e-4, fused=True if impl == "fused" else None,
+                                      foreach=True if impl == "foreach" else (False if impl == "for_loop" else None))
     transformer.train()
 
     bucket = parse_buckets(args.bucket)[0]
@@ -194,7 +212,7 @@ def run(args: argparse.Namespace, options: dict[str, str]) -> dict:
         "model": args.model, "mode": args.mode, "bucket": str(bucket), "tokens": bucket.tokens, "audio_tokens": audio_tokens,
         "batch_size": args.batch_size,
         "precision": precision, "gradient_checkpointing": gc_on, "compile": compile_on, "optimizer": optimizer_name, "rank": rank,
-        "quantization": quantization,
+        "quantization": quantization, "impl": options.get("impl", args.impl),
         "device": str(device), "s_per_step": round(seconds, 4), "steps_per_s": round(1 / seconds, 3),
         "peak_memory_mb": round(peak_memory_mb(device), 1),
     }
@@ -203,6 +221,115 @@ def run(args: argparse.Namespace, options: dict[str, str]) -> dict:
                                                         optimizer_name=optimizer_name, rank=rank, device=device,
                                                         quantization=quantization)
     return result
+
+
+def make_dataset(root: Path, model: str, clips: int, bucket: str, seed: int = 0) -> Path:
+    """A ``.precomputed`` folder of random latents/conditions in the cache's schema, for the tiny models."""
+    from ltx_train_lib.models.loader import load_components
+
+    config = load_components(model, ("transformer",)).transformer.config
+    f, h, w = parse_buckets(bucket)[0].latent_shape
+    g = torch.Generator().manual_seed(seed)
+    pre = root / ".precomputed"
+    for sub in ("latents", "conditions"):
+        (pre / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(clips):
+        name = f"clip_{i:03d}.mp4.pt"
+        torch.save({"latents": torch.randn(f * h * w, config.in_channels, generator=g).to(torch.bfloat16),
+                    "num_frames": f, "height": h, "width": w, "fps": 24.0}, pre / "latents" / name)
+        mask = torch.zeros(family_of(model).text_max_tokens, dtype=torch.bool)
+        mask[:8] = True
+        torch.save({"prompt_embeds": torch.randn(mask.numel(), config.caption_channels, generator=g).to(torch.bfloat16),
+                    "prompt_attention_mask": mask}, pre / "conditions" / name)
+    return root
+
+
+def trainer_child(args: argparse.Namespace, options: dict[str, str], data_root: Path) -> dict:
+    """One real Trainer run in this process: the seconds between step events after the warm-up steps."""
+    from ltx_train_lib.config import config_from_dict
+    from ltx_train_lib.events import EventWriter
+    from ltx_train_lib.training.trainer import Trainer
+
+    precision = options.get("precision", args.precision)
+    out = Path(tempfile.mkdtemp(prefix="bench_trainer_"))
+    raw = {
+        "model": {"model_source": args.model, "training_mode": args.mode},
+        "lora": {"rank": int(options.get("rank", args.rank)), "alpha": int(options.get("rank", args.rank))} if args.mode == "lora" else None,
+        "optimization": {"learning_rate": 1e-4, "steps": args.warmup + args.steps, "batch_size": args.batch_size,
+                         "gradient_accumulation_steps": int(options.get("accum", 1)),
+                         "optimizer_type": options.get("optimizer", args.optimizer), "scheduler_type": "constant"},
+        "acceleration": {"mixed_precision_mode": {"fp32": "no"}.get(precision, precision),
+                         "compile_with_inductor": options.get("compile", "on" if args.compile else "off") == "on"},
+        "data": {"preprocessed_data_root": str(data_root), "num_dataloader_workers": int(options.get("workers", 0))},
+        "validation": {"prompts": [], "interval": None},
+        "checkpoints": {"interval": None},
+        "output_dir": str(out),
+    }
+    impl = options.get("impl", args.impl)
+    if impl != "default":  # an older checkout (lib=) has no such field: leave it out unless asked for
+        raw["optimization"]["optimizer_implementation"] = impl
+    times: list[float] = []
+
+    def on_event(record: dict) -> None:
+        if record["event"] == "step":
+            times.append(time.perf_counter())
+
+    events = EventWriter(out / "events.jsonl", complete=True)
+    if options.get("fsync") == "step":
+        events.fsync_interval_s = 0.0  # the writer before the throttle: every step event fsynced
+    trainer = Trainer(config_from_dict(raw), events=events, listeners=[on_event])
+    trainer.train()
+    seconds = (times[-1] - times[args.warmup - 1]) / args.steps if args.warmup else (times[-1] - times[0]) / (len(times) - 1)
+    return {"model": args.model, "loop": "trainer", "s_per_step": round(seconds, 5), "steps_per_s": round(1 / seconds, 3),
+            "peak_memory_mb": round(peak_memory_mb(torch.device("cpu")) if not torch.cuda.is_available()
+                                    else torch.cuda.max_memory_allocated() / 2**20, 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "optimizer_implementation": getattr(trainer.cfg.optimization, "optimizer_implementation", "for_loop (torch default)"),
+            "compile": raw["acceleration"]["compile_with_inductor"], "precision": precision}
+
+
+def run_trainer_sets(args: argparse.Namespace, option_sets: list[dict[str, str]]) -> list[list[dict]]:
+    """Each option set in its own process, the list repeated ``--repeat`` times (interleaved: A B A B ...)."""
+    if args.model not in ("tiny", "tiny-ltx2"):
+        raise SystemExit("--loop trainer runs the tiny models only (tiny, tiny-ltx2)")
+    data_root = Path(tempfile.mkdtemp(prefix="bench_data_"))
+    make_dataset(data_root, args.model, clips=4, bucket=args.bucket)
+    runs: list[list[dict]] = [[] for _ in option_sets]
+    for _ in range(args.repeat):
+        for i, opts in enumerate(option_sets):
+            env = dict(os.environ)
+            env.pop("LTX_BENCH_LIB", None)
+            if opts.get("lib"):
+                env["LTX_BENCH_LIB"] = str(Path(opts["lib"]).resolve())
+            cmd = [sys.executable, __file__, "--child", json.dumps({"options": opts, "data": str(data_root)}),
+                   *sys.argv[1:]]
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+            lines = [x for x in done.stdout.splitlines() if x.startswith("{")]
+            if done.returncode or not lines:
+                raise SystemExit(f"option set {opts} failed:\n{done.stderr[-3000:]}")
+            runs[i].append(json.loads(lines[-1]))
+    return runs
+
+
+def print_trainer_runs(option_sets: list[dict[str, str]], runs: list[list[dict]], as_json: bool) -> None:
+    """Median s/step and peak RSS per option set; the ratio to the first set per repetition (same moment of a shared
+    machine), as median [min-max]."""
+    for opts, rs in zip(option_sets, runs, strict=True):
+        ratios = [r["s_per_step"] / b["s_per_step"] for r, b in zip(rs, runs[0], strict=True)]
+        rss = [r["peak_rss_mb"] for r in rs]
+        summary = {"options": opts, "repeats": len(rs), "median_s_per_step": statistics.median(r["s_per_step"] for r in rs),
+                   "median_speed_vs_first": round(statistics.median(1 / x for x in ratios), 3),
+                   "speed_vs_first_range": [round(1 / max(ratios), 3), round(1 / min(ratios), 3)],
+                   "median_peak_rss_mb": statistics.median(rss), "peak_rss_range_mb": [min(rss), max(rss)],
+                   "optimizer_implementation": rs[0]["optimizer_implementation"], "compile": rs[0]["compile"]}
+        if as_json:
+            print(json.dumps(summary))
+        else:
+            print(f"trainer loop {json.dumps(opts) or '{}':<40} {summary['median_s_per_step']:.4f} s/step  "
+                  f"speed x{summary['median_speed_vs_first']:.2f} vs first [{summary['speed_vs_first_range'][0]:.2f}-"
+                  f"{summary['speed_vs_first_range'][1]:.2f}]  peak RSS {summary['median_peak_rss_mb']:.0f} MB "
+                  f"[{min(rss):.0f}-{max(rss):.0f}]  (n={len(rs)}, optimizer {summary['optimizer_implementation']}, "
+                  f"compile={summary['compile']})")
 
 
 def main() -> None:
@@ -219,6 +346,12 @@ def main() -> None:
     p.add_argument("--optimizer", default="adamw", choices=["adamw", "adamw8bit"])
     p.add_argument("--quantization", default=None, help="acceleration.quantization of the frozen base, e.g. int8-torchao "
                    "(LoRA only); in --compare sets: quant=int8-torchao, quant=none")
+    p.add_argument("--impl", default="default", choices=["default", "auto", "fused", "foreach", "for_loop"],
+                   help="AdamW's implementation (default: torch's choice in the bare loop, the trainer's 'auto' in --loop trainer)")
+    p.add_argument("--loop", default="objective", choices=["objective", "trainer"],
+                   help="time the bare objective (forward, backward, optimizer) or the real Trainer loop (tiny models)")
+    p.add_argument("--repeat", type=int, default=1, help="--loop trainer: run the option sets this many times, interleaved")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--device", default=None)
@@ -228,6 +361,13 @@ def main() -> None:
                    help="also print the memory plan's predicted peak (ltx_train_lib.memory) beside the measured one")
     args = p.parse_args()
     option_sets = [dict(kv.split("=", 1) for kv in s.split(",") if kv) for s in args.compare] or [{}]
+    if args.child:
+        child = json.loads(args.child)
+        print(json.dumps(trainer_child(args, child["options"], Path(child["data"]))))
+        return
+    if args.loop == "trainer":
+        print_trainer_runs(option_sets, run_trainer_sets(args, option_sets), args.json)
+        return
     results = []
     for opts in option_sets:
         results.append(run(args, opts))

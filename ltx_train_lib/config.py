@@ -152,6 +152,13 @@ class OptimizationConfig(_Section):
     enable_gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass: less memory, ~30% slower.")
     warmup_steps: int = Field(0, ge=0, description="(addition) Linear learning-rate warmup from 0 over this many optimizer steps.")
     weight_decay: float = Field(0.01, ge=0.0, description="(addition) AdamW weight decay (torch default 0.01, as the reference).")
+    optimizer_implementation: Literal["auto", "fused", "foreach", "for_loop"] = Field(
+        "auto",
+        description="(addition) How torch's AdamW runs its update: 'fused' (one kernel for all parameters), 'foreach' "
+        "(batched tensor ops) or 'for_loop' (one parameter at a time, torch's CPU default). 'auto' picks 'fused' where "
+        "torch has it for the parameters' device and dtype, else 'foreach'; training_config.yaml records the choice. "
+        "Same math (rounding may differ in the last bit); ignored by adamw8bit.",
+    )
 
     @field_validator("steps", mode="before")
     @classmethod
@@ -181,7 +188,8 @@ class AccelerationConfig(_Section):
     load_text_encoder_in_8bit: bool = Field(False, description="Load T5 in 8-bit (bitsandbytes, CUDA only).")
     compile_with_inductor: bool = Field(
         False,
-        description="torch.compile each transformer block (GPU only; off by default, as in the reference's own configs). "
+        description="torch.compile each transformer block (GPU, and CPU where a C++ compiler is installed; off by "
+        "default, as in the reference's own configs): faster steps after a first step per bucket shape that compiles. "
         "Validation always samples through the eager blocks.",
     )
     compilation_mode: Literal["default", "reduce-overhead", "max-autotune"] = Field(

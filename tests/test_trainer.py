@@ -53,6 +53,54 @@ def test_loss_falls_when_overfitting_one_sample(tmp_path: Path, tiny_model_dir: 
     assert np.mean(result.losses[-10:]) < 0.92 * np.mean(result.losses[:10])
 
 
+@pytest.mark.slow
+def test_compiled_blocks_train_on_cpu_and_save_plain_lora_keys(tmp_path: Path, tiny_model_dir: Path) -> None:
+    # acceleration.compile_with_inductor now compiles on the CPU too: the compiled run must learn, say which AdamW
+    # ran, and write the same keys as an eager run (no torch.compile '_orig_mod.' fragments).
+    root = make_precomputed(tmp_path / "ds", [(2, 2, 2)])
+    common = dict(optimization__steps=30, optimization__batch_size=1, optimization__learning_rate=1e-2,
+                  checkpoints__interval=None, flow_matching__timestep_sampling_mode="uniform",
+                  flow_matching__timestep_sampling_params={"min_value": 0.5, "max_value": 0.5})
+    compiled = Trainer(config_from_dict(tiny_config_dict(root, tmp_path / "compiled", acceleration__compile_with_inductor=True,
+                                                         **common)))
+    result = compiled.train()
+    from torch._dynamo.eval_frame import OptimizedModule
+
+    assert all(isinstance(b, OptimizedModule) for b in compiled.unwrapped.transformer_blocks)
+    assert result.status == "done" and np.mean(result.losses[-5:]) < 0.92 * np.mean(result.losses[:5])
+    eager = _train(tiny_config_dict(root, tmp_path / "eager", **common))
+    assert abs(eager.losses[0] - result.losses[0]) < 1e-4  # same first step, compiled or not
+    written = yaml.safe_load((tmp_path / "compiled" / "training_config.yaml").read_text())
+    assert written["optimization"]["optimizer_implementation"] == "fused"  # 'auto' resolved and recorded
+    keys = set(_tensors(Path(result.outputs["lora"])))
+    assert keys == set(_tensors(Path(eager.outputs["lora"]))) and not any("_orig_mod" in k for k in keys)
+
+
+def test_adamw_implementation_auto_fused_where_torch_has_it_and_explicit_choices_kept() -> None:
+    from ltx_train_lib.training.model_setup import adamw_implementation, build_optimizer
+
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    assert adamw_implementation("auto", params) == "fused"  # torch has a fused CPU AdamW for fp32
+    assert adamw_implementation("foreach", params) == "foreach"
+    assert adamw_implementation("auto", [torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))]) == "foreach"
+    with pytest.raises(ConfigError, match="no fused AdamW for parameters on cpu/float64"):
+        adamw_implementation("fused", [torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))])
+    cfg = config_from_dict(tiny_config_dict(Path("unused"), Path("unused"), optimization__optimizer_implementation="for_loop"))
+    optimizer, _ = build_optimizer(cfg.optimization, params)
+    assert optimizer.defaults["fused"] is False and optimizer.defaults["foreach"] is False
+    optimizer, _ = build_optimizer(cfg.optimization.model_copy(update={"optimizer_implementation": "auto"}), params)
+    assert optimizer.defaults["fused"] is True
+    # The same math: one step of each implementation moves the weights alike (to float rounding).
+    moved = []
+    for impl in ("for_loop", "foreach", "fused"):
+        p = torch.nn.Parameter(torch.linspace(-1, 1, 64))
+        p.grad = torch.linspace(1, -2, 64)
+        opt, _ = build_optimizer(cfg.optimization.model_copy(update={"optimizer_implementation": impl}), [p])
+        opt.step()
+        moved.append(p.detach().clone())
+    assert torch.allclose(moved[0], moved[1], atol=1e-7) and torch.allclose(moved[0], moved[2], atol=1e-7)
+
+
 def test_outputs_keys_metadata_and_events(tmp_path: Path, precomputed_dataset: Path, tiny_model_dir: Path) -> None:
     targets = ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2", "proj_in", "proj_out"]
     cfg = tiny_config_dict(precomputed_dataset, tmp_path / "out", lora={"rank": 4, "alpha": 8, "target_modules": targets})

@@ -29,6 +29,7 @@ def config_fingerprint(cfg: TrainerConfig) -> str:
     for key in ("validation", "checkpoints", "hub", "wandb", "tensorboard", "output_dir", "memory", "distributed"):
         data.pop(key, None)
     data["optimization"].pop("steps", None)
+    data["optimization"].pop("optimizer_implementation", None)  # how AdamW runs, not what it computes
     data["data"].pop("num_dataloader_workers", None)
     data["data"].pop("trigger_word", None)  # metadata only
     return hashlib.sha256(repr(sorted(_flatten(data).items())).encode()).hexdigest()[:16]

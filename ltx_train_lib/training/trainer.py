@@ -38,7 +38,12 @@ from ltx_train_lib.training.batches import plan_batches
 from ltx_train_lib.training.checkpoint_io import checkpoint_io_for, make_accelerator
 from ltx_train_lib.training.listeners import build_listeners, close_listeners
 from ltx_train_lib.training.liveness import RankBoard, Watchdog, describe_stall, is_collective_failure, is_lost_peer
-from ltx_train_lib.training.model_setup import build_optimizer, build_trainable_model, check_optimizer
+from ltx_train_lib.training.model_setup import (
+    adamw_implementation,
+    build_optimizer,
+    build_trainable_model,
+    check_optimizer,
+)
 from ltx_train_lib.training.outputs import lora_health, save_size_estimate, save_weights
 from ltx_train_lib.training.quantization import check_quantization, training_cuda_capability
 from ltx_train_lib.training.schedule import ScheduleClock
@@ -485,6 +490,9 @@ class Trainer:
 
         opt = cfg.optimization
         optimizer, self.scheduler = build_optimizer(opt, params)
+        if opt.optimizer_type == "adamw" and opt.optimizer_implementation == "auto":  # recorded in training_config.yaml
+            opt = opt.model_copy(update={"optimizer_implementation": adamw_implementation("auto", params)})
+            cfg = self.cfg = cfg.model_copy(update={"optimization": opt})
         self.model, self.optimizer = acc.prepare(transformer, optimizer)
         self.unwrapped = acc.unwrap_model(self.model)
         self.step = 0
@@ -524,7 +532,7 @@ class Trainer:
         steps_this_run = 0
         while self.step < total:
             t0 = time.perf_counter()
-            loss_sum = 0.0
+            loss_sum = None
             accum = opt.gradient_accumulation_steps
             for micro in range(accum):
                 self._mark(self.step + 1, "loading batch")
@@ -534,10 +542,10 @@ class Trainer:
                 with (nullcontext() if sync else acc.no_sync(self.model)), acc.autocast():
                     out = self.strategy.loss(self.model, batch, self.generator, device=self.device, model_dtype=self.model_dtype)
                     acc.backward(out.loss / accum)
-                loss_sum += out.loss.detach().float().item()
-            loss_value = loss_sum / accum
-            if self.world_size > 1:
-                loss_value = acc.reduce(torch.tensor(loss_value, device=self.device), reduction="mean").item()
+                # On the device: one host sync per step (the .item() below), not one per micro-batch.
+                micro_loss = out.loss.detach().float()
+                loss_sum = micro_loss if loss_sum is None else loss_sum + micro_loss
+            loss_value, stop_agreed = self._step_loss_and_stop(loss_sum / accum)
             if not np.isfinite(loss_value):
                 self.optimizer.zero_grad(set_to_none=True)
                 last = ckpt.latest_state_checkpoint(self.output_dir)
@@ -575,14 +583,32 @@ class Trainer:
                 self._save_checkpoint(self.step)  # before this step's validation: a failing sampler costs nothing
             if self.validation_enabled and self.step % cfg.validation.interval == 0 and self.step < total:
                 self._validate(self.step)
-            if self.step < total and self._should_stop():
+            if self.step < total and (stop_agreed or self._should_stop(collective=False)):
                 path = self._save_checkpoint(self.step)
                 self._emit("cancelled", step=self.step, checkpoint=str(path) if path else None, reason=self.stop.reason)
                 return TrainResult("cancelled", self.step, losses=self.losses)
         return self._finish(dataset)
 
-    def _should_stop(self) -> bool:
+    def _step_loss_and_stop(self, loss: torch.Tensor) -> tuple[float, bool]:
+        """This step's loss (the mean over processes) and whether any process is stopping, in one collective: under
+        DDP the loss and the stop flag used to be two all-reduces (and two host syncs) per step. A stop that
+        arrives after this point is seen by the next step's check, or by the local check below on one process."""
+        if self.world_size == 1:
+            return loss.item(), False  # the local flag is read after the step (_should_stop(collective=False))
         self.stop.check_parent()
+        flag = torch.tensor([1.0 if self.stop.reason else 0.0], device=loss.device)
+        summed = self.accelerator.reduce(torch.cat([loss.reshape(1), flag]), reduction="sum").tolist()
+        if summed[1] and not self.stop.reason:
+            self.stop.reason = "another process was stopped"
+        return summed[0] / self.world_size, bool(summed[1])
+
+    def _should_stop(self, collective: bool = True) -> bool:
+        """Whether the run stops here. ``collective=False`` (inside the step loop on several processes, where the
+        step's reduction already agreed on the flag) only counts on one process: a local flag set after that
+        reduction waits for the next step's, so every process stops at the same step."""
+        self.stop.check_parent()
+        if not collective and self.world_size > 1:
+            return False
         flag = 1.0 if self.stop.reason else 0.0
         if self.world_size > 1:
             flag = self.accelerator.reduce(torch.tensor(flag, device=self.device), reduction="sum").item()
