@@ -320,6 +320,9 @@ def test_memory_section_leaves_fingerprints_and_job_ids_of_existing_configs_alon
     assert job_id_for(plain) != job_id_for(budget)  # another budget is another job
     data = plain.model_dump(mode="json")
     data.pop("memory")
+    data.pop("distributed")  # the other sections and fields that came later, at their defaults
+    data["model"].pop("audio_vae_path")
+    data["optimization"].pop("optimizer_implementation")
     import hashlib
     import json
 

@@ -54,16 +54,28 @@ def resolve_config(config: Any) -> Any:
     raise ConfigError(f"training config: expected a TrainerConfig or a dict, got {type(config).__name__}")
 
 
+# Sections and fields that came after jobs were first written: left at their defaults they stay out of the id, so a
+# config that does not set them keeps the id it had (and queueing it again resumes its checkpoint).
+LATER_FIELDS: tuple[tuple[str, str | None], ...] = (
+    ("memory", None),
+    ("distributed", None),
+    ("model", "audio_vae_path"),
+    ("optimization", "optimizer_implementation"),
+)
+
+
 def job_id_for(config: Any, num_processes: int = 1, identity: str | None = None) -> str:
     """Stable id of a job: the resolved config without ``output_dir``, the process count (a checkpoint resumes only
     with the same count) and ``identity`` (what the config does not show, e.g. the dataset's content)."""
     cfg = resolve_config(config)
     data = cfg.model_dump(mode="json")
     data.pop("output_dir", None)
-    if cfg.memory == type(cfg.memory)():
-        data.pop("memory", None)  # a config without memory settings keeps the id it had before the section existed
-    if cfg.distributed == type(cfg.distributed)():
-        data.pop("distributed", None)  # likewise
+    for section, field in LATER_FIELDS:
+        part = getattr(cfg, section)
+        if field is None and part == type(part)():
+            data.pop(section, None)
+        elif field is not None and getattr(part, field) == type(part).model_fields[field].get_default(call_default_factory=True):
+            data[section].pop(field, None)
     payload = json.dumps({"config": data, "num_processes": int(num_processes), "identity": identity}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

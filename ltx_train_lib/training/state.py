@@ -32,6 +32,8 @@ def config_fingerprint(cfg: TrainerConfig) -> str:
     data["optimization"].pop("optimizer_implementation", None)  # how AdamW runs, not what it computes
     data["data"].pop("num_dataloader_workers", None)
     data["data"].pop("trigger_word", None)  # metadata only
+    if data["model"].get("audio_vae_path") is None:
+        data["model"].pop("audio_vae_path", None)  # came later: unset, a checkpoint written before it still resumes
     return hashlib.sha256(repr(sorted(_flatten(data).items())).encode()).hexdigest()[:16]
 
 
