@@ -599,7 +599,7 @@ class Trainer:
         flag = torch.tensor([1.0 if self.stop.reason else 0.0], device=loss.device)
         summed = self.accelerator.reduce(torch.cat([loss.reshape(1), flag]), reduction="sum").tolist()
         if summed[1] and not self.stop.reason:
-            self.stop.reason = "another process was stopped"
+            self._stopped_by_another()
         return summed[0] / self.world_size, bool(summed[1])
 
     def _should_stop(self, collective: bool = True) -> bool:
@@ -613,8 +613,17 @@ class Trainer:
         if self.world_size > 1:
             flag = self.accelerator.reduce(torch.tensor(flag, device=self.device), reduction="sum").item()
         if flag and not self.stop.reason:
-            self.stop.reason = "another process was stopped"
+            self._stopped_by_another()
         return bool(flag)
+
+    def _stopped_by_another(self) -> None:
+        """Another process asked to stop first. Its cause (a launcher that died) is often this process's too, only
+        not seen yet by the watchdog's poll: look once more, so the event names the cause, not just 'another'."""
+        watchdog = getattr(self, "watchdog", None)
+        if watchdog is not None:
+            watchdog.check()
+        if not self.stop.reason:
+            self.stop.reason = "another process was stopped"
 
     def _batches(self, dataset: PrecomputedDataset):
         """Collated batches in the plan's order; the plan's position counts only consumed batches (see
