@@ -18,6 +18,7 @@ from . import types as T
 from .dataset import datasets_dir, folder_signature, slug
 from .schema_widgets import (
     FROM_MODEL,
+    OptionsNode,
     component_widget,
     field_default,
     from_widget,
@@ -26,6 +27,7 @@ from .schema_widgets import (
     resolve_component,
     resolve_model,
     schema_widget,
+    widget_defaults,
 )
 
 if TYPE_CHECKING:
@@ -206,8 +208,7 @@ def option_widgets() -> dict[str, Any]:
 
 
 def option_defaults() -> dict[str, Any]:
-    return {name: opts.get("default", kind[0] if isinstance(kind, list) else None) for name, (kind, opts) in
-            option_widgets().items()}
+    return widget_defaults(option_widgets())
 
 
 class _PrecomputeNode:
@@ -334,7 +335,7 @@ class PrecomputeLatents(_PrecomputeNode):
         return self._precompute({**option_defaults(), **(options or {}), **values}, captions, unique_id)
 
 
-class PrecomputeOptions:
+class PrecomputeOptions(OptionsNode):
     """Every encoding setting the compact PrecomputeLatents node does not show, for its 'options' input."""
 
     CATEGORY = "LTX Trainer/dataset"
@@ -345,16 +346,8 @@ class PrecomputeOptions:
         "Defaults, ranges and help come from the preprocessing schema."
     )
     RETURN_TYPES = (T.PRECOMPUTE_OPTIONS,)
-    RETURN_NAMES = ("options",)
     OUTPUT_TOOLTIPS = ("Settings for Precompute Latents' 'options' input.",)
-    FUNCTION = "options"
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": option_widgets()}
-
-    def options(self, **values: Any) -> tuple[dict[str, Any]]:
-        return (dict(values),)
+    widgets = staticmethod(option_widgets)
 
 
 class PrecomputeLatentsAllSettings(_PrecomputeNode):

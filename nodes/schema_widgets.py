@@ -144,6 +144,31 @@ def schema_widget(
     raise TypeError(f"{model.__name__}.{name}: no widget for type {info.annotation!r}")
 
 
+def widget_defaults(widgets: dict[str, WidgetSpec]) -> dict[str, Any]:
+    """What each widget of a fresh node holds (a combo without a default: its first option)."""
+    return {name: opts.get("default", kind[0] if isinstance(kind, list) else None) for name, (kind, opts) in
+            widgets.items()}
+
+
+class OptionsNode:
+    """Base of the options nodes (Training Options, Precompute Options): their widgets' values, by name, as one
+    record for a compact node's ``options`` input. Subclasses name the widgets (``widgets``) and the record type."""
+
+    RETURN_NAMES = ("options",)
+    FUNCTION = "options"
+
+    @staticmethod
+    def widgets() -> dict[str, WidgetSpec]:
+        raise NotImplementedError
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": cls.widgets()}
+
+    def options(self, **values: Any) -> tuple[dict[str, Any]]:
+        return (dict(values),)
+
+
 def from_widget(model: type, name: str, value: Any) -> Any:
     """Turn a widget value back into the schema's value (0 -> None for optional numbers; '' -> None for optional
     strings)."""

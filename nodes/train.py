@@ -21,6 +21,7 @@ from . import types as T
 from .schema_widgets import (
     FROM_DATASET,
     SEED_MAX,
+    OptionsNode,
     component_widget,
     field_default,
     from_widget,
@@ -30,6 +31,7 @@ from .schema_widgets import (
     resolve_model,
     schema_widget,
     split_list,
+    widget_defaults,
 )
 
 log = logging.getLogger("ltx_trainer.nodes")
@@ -374,8 +376,7 @@ def option_widgets() -> dict[str, Any]:
 
 def option_defaults() -> dict[str, Any]:
     """What a compact TrainLoRA without an options input trains with: a fresh Training Options node's values."""
-    return {name: opts.get("default", kind[0] if isinstance(kind, list) else None) for name, (kind, opts) in
-            option_widgets().items()}
+    return widget_defaults(option_widgets())
 
 
 def with_trigger_word(prompt: str, trigger: str) -> str:
@@ -590,7 +591,7 @@ class TrainLoRA(_TrainNode):
         return await self._run(dataset, {**option_defaults(), **(options or {}), **values}, unique_id, extra_pnginfo)
 
 
-class TrainingOptions:
+class TrainingOptions(OptionsNode):
     """Every training setting the compact TrainLoRA node does not show, as one record for its 'options' input."""
 
     CATEGORY = "LTX Trainer/training"
@@ -601,16 +602,8 @@ class TrainingOptions:
         "Defaults, ranges and help come from the training config's schema."
     )
     RETURN_TYPES = (T.TRAIN_OPTIONS,)
-    RETURN_NAMES = ("options",)
     OUTPUT_TOOLTIPS = ("Settings for Train LoRA's 'options' input.",)
-    FUNCTION = "options"
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": option_widgets()}
-
-    def options(self, **values: Any) -> tuple[dict[str, Any]]:
-        return (dict(values),)
+    widgets = staticmethod(option_widgets)
 
 
 class TrainLoRAAllSettings(_TrainNode):
