@@ -32,46 +32,16 @@ version, the sigmas, and per job the model class, the LoRA keys ComfyUI logged a
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 
-
-class _Capture(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-def _node(cls, **kwargs):
-    """Call a ComfyUI node: the v3 schema (``execute`` classmethod) or the classic (``FUNCTION``) interface."""
-    if hasattr(cls, "FUNCTION"):
-        out = getattr(cls(), cls.FUNCTION)(**kwargs)
-    else:
-        out = cls.execute(**kwargs)
-    return tuple(getattr(out, "result", out))
+from comfyui_script import call_node, start_comfyui
 
 
 def main(spec_path: str) -> int:
     with open(spec_path) as fh:
         spec = json.load(fh)
-    capture = _Capture()
-    root = logging.getLogger()
-    root.addHandler(capture)  # before any comfy import
-    root.setLevel(logging.INFO)
-    comfy_dir = spec["comfyui"]
-    sys.path.insert(0, comfy_dir)
-    os.chdir(comfy_dir)
-    sys.argv = [sys.argv[0], "--cpu"]
-    import comfy.options
-
-    comfy.options.enable_args_parsing()
-    from comfy.cli_args import args
-
-    args.cpu = True
+    capture, version = start_comfyui(spec["comfyui"])
     import comfy.model_management
     import comfy.sd
     import comfy.utils
@@ -80,11 +50,6 @@ def main(spec_path: str) -> int:
     from comfy_extras.nodes_lt import LTXVConcatAVLatent, LTXVConditioning, LTXVScheduler, LTXVSeparateAVLatent
     from safetensors.torch import load_file, save_file
 
-    try:
-        from comfyui_version import __version__ as version
-    except ImportError:
-        version = "unknown"
-    torch.set_num_threads(1)
     metadata = {"config": json.dumps({"transformer": spec["transformer_config"]})}
 
     cond = load_file(spec["condition"])
@@ -92,12 +57,12 @@ def main(spec_path: str) -> int:
     mask = cond["attention_mask"].long()
     positive = [[context, {"attention_mask": mask}]]
     negative = [[torch.zeros_like(context), {"attention_mask": mask}]]
-    positive, negative = _node(LTXVConditioning, positive=positive, negative=negative, frame_rate=float(spec["fps"]))[:2]
+    positive, negative = call_node(LTXVConditioning, positive=positive, negative=negative, frame_rate=float(spec["fps"]))[:2]
     video_latent = {"samples": torch.zeros(1, *spec["video_shape"])}
     audio_channels, _, audio_bins = spec["audio_shape"]
     audio_latent = {"samples": torch.zeros(1, *spec["audio_shape"]), "type": "audio"}
-    av_latent = _node(LTXVConcatAVLatent, video_latent=video_latent, audio_latent=audio_latent)[0]
-    sigmas = _node(LTXVScheduler, steps=spec["steps"], max_shift=2.05, base_shift=0.95, stretch=True, terminal=0.1,
+    av_latent = call_node(LTXVConcatAVLatent, video_latent=video_latent, audio_latent=audio_latent)[0]
+    sigmas = call_node(LTXVScheduler, steps=spec["steps"], max_shift=2.05, base_shift=0.95, stretch=True, terminal=0.1,
                    latent=video_latent)[0]
     report = {"comfyui": version, "sigmas": [float(s) for s in sigmas], "jobs": {}}
     os.makedirs(spec["out_dir"], exist_ok=True)
@@ -129,10 +94,10 @@ def main(spec_path: str) -> int:
             del model
             comfy.model_management.unload_all_models()
             continue
-        guider = _node(CFGGuider, model=model, positive=positive, negative=negative, cfg=1.0)[0]
-        out = _node(SamplerCustomAdvanced, noise=_node(RandomNoise, noise_seed=spec["seed"])[0], guider=guider,
-                    sampler=_node(KSamplerSelect, sampler_name="euler")[0], sigmas=sigmas, latent_image=av_latent)[0]
-        video, audio = _node(LTXVSeparateAVLatent, av_latent=out)[:2]
+        guider = call_node(CFGGuider, model=model, positive=positive, negative=negative, cfg=1.0)[0]
+        out = call_node(SamplerCustomAdvanced, noise=call_node(RandomNoise, noise_seed=spec["seed"])[0], guider=guider,
+                    sampler=call_node(KSamplerSelect, sampler_name="euler")[0], sigmas=sigmas, latent_image=av_latent)[0]
+        video, audio = call_node(LTXVSeparateAVLatent, av_latent=out)[:2]
         save_file({"video": video["samples"].float().contiguous(), "audio": audio["samples"].float().contiguous()},
                   os.path.join(spec["out_dir"], f"{job['name']}.safetensors"))
         del model, guider

@@ -24,46 +24,16 @@ from __future__ import annotations
 
 import inspect
 import json
-import logging
 import os
 import sys
 
-
-class _Capture(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-def _node(cls, **kwargs):
-    """Call a ComfyUI node: the v3 schema (``execute`` classmethod) or the classic (``FUNCTION``) interface."""
-    if hasattr(cls, "FUNCTION"):
-        out = getattr(cls(), cls.FUNCTION)(**kwargs)
-    else:
-        out = cls.execute(**kwargs)
-    return tuple(getattr(out, "result", out))
+from comfyui_script import call_node, start_comfyui
 
 
 def main(spec_path: str) -> int:
     with open(spec_path) as fh:
         spec = json.load(fh)
-    capture = _Capture()
-    root = logging.getLogger()
-    root.addHandler(capture)  # before any comfy import
-    root.setLevel(logging.INFO)
-    comfy_dir = spec["comfyui"]
-    sys.path.insert(0, comfy_dir)
-    os.chdir(comfy_dir)
-    sys.argv = [sys.argv[0], "--cpu"]
-    import comfy.options
-
-    comfy.options.enable_args_parsing()
-    from comfy.cli_args import args
-
-    args.cpu = True
+    capture, version = start_comfyui(spec["comfyui"])
     import comfy.model_management
     import comfy.sample
     import comfy.samplers
@@ -73,11 +43,6 @@ def main(spec_path: str) -> int:
     from comfy_extras.nodes_lt import LTXVConditioning, LTXVScheduler, ModelSamplingLTXV
     from safetensors.torch import load_file, save_file
 
-    try:
-        from comfyui_version import __version__ as version
-    except ImportError:
-        version = "unknown"
-    torch.set_num_threads(1)
     metadata = {"config": json.dumps({"transformer": spec["transformer_config"]})}
     unet_takes_metadata = "metadata" in inspect.signature(comfy.sd.load_diffusion_model_state_dict).parameters
     loader = "load_diffusion_model_state_dict" if unet_takes_metadata else "load_state_dict_guess_config"
@@ -89,8 +54,8 @@ def main(spec_path: str) -> int:
     embeds = cond["prompt_embeds"].float()
     positive = [[embeds, {"attention_mask": cond["prompt_attention_mask"].long()}]]
     negative = [[torch.zeros_like(embeds), {"attention_mask": cond["prompt_attention_mask"].long()}]]
-    positive, negative = _node(LTXVConditioning, positive=positive, negative=negative, frame_rate=float(spec["fps"]))[:2]
-    sigmas = _node(LTXVScheduler, steps=spec["steps"], max_shift=2.05, base_shift=0.95, stretch=True, terminal=0.1,
+    positive, negative = call_node(LTXVConditioning, positive=positive, negative=negative, frame_rate=float(spec["fps"]))[:2]
+    sigmas = call_node(LTXVScheduler, steps=spec["steps"], max_shift=2.05, base_shift=0.95, stretch=True, terminal=0.1,
                    latent=latent_dict)[0]
     report = {"comfyui": version, "loader": loader, "sigmas": [float(s) for s in sigmas], "jobs": {}}
     os.makedirs(spec["out_dir"], exist_ok=True)
@@ -111,7 +76,7 @@ def main(spec_path: str) -> int:
             model, _ = comfy.sd.load_lora_for_models(model, None, lora, 1.0, 0)
             info["not_loaded"] = [m for m in capture.messages if "lora key not loaded" in m]
             info["patched"] = len(model.patches)
-        model = _node(ModelSamplingLTXV, model=model, max_shift=2.05, base_shift=0.95, latent=latent_dict)[0]
+        model = call_node(ModelSamplingLTXV, model=model, max_shift=2.05, base_shift=0.95, latent=latent_dict)[0]
         noise = comfy.sample.prepare_noise(latent, spec["seed"])
         sampler = comfy.samplers.sampler_object("euler")
         out = comfy.sample.sample_custom(model, noise, 1.0, sampler, sigmas, positive, negative, latent,
