@@ -337,6 +337,23 @@ def audio_video_from_dataset() -> Graph:
     return g
 
 
+def ltxv_2b_sampling_inputs(g: Graph) -> tuple[Node, Node, Node]:
+    """The LTXV 2B checkpoint, the T5 prompt pair at the clips' frame rate and an empty 768x512x49 latent, as the GPU
+    examples sample with them: (checkpoint loader, LTXVConditioning, EmptyLTXVLatentVideo)."""
+    ckpt = g.add("CheckpointLoaderSimple", (900, 300), (340, 100), ckpt_name="ltx-video-2b-v0.9.5.safetensors")
+    clip = g.add("CLIPLoader", (900, 460), (340, 110), clip_name="t5xxl_fp16.safetensors", type="ltxv", device="default")
+    pos = g.add("CLIPTextEncode", (1280, 300), (400, 160), title="Positive", text=f"{SAMPLE_PROMPT}, smooth motion")
+    neg = g.add("CLIPTextEncode", (1280, 500), (400, 160), title="Negative",
+                text="worst quality, inconsistent motion, blurry, jittery, distorted")
+    cond = g.add("LTXVConditioning", (1720, 300), (300, 80), frame_rate=SAMPLE_FPS)  # the training clips' fps
+    latent = g.add("EmptyLTXVLatentVideo", (1720, 440), (300, 130), width=768, height=512, length=49, batch_size=1)
+    g.link(clip, 0, pos, "clip")
+    g.link(clip, 0, neg, "clip")
+    g.link(pos, 0, cond, "positive")
+    g.link(neg, 0, cond, "negative")
+    return ckpt, cond, latent
+
+
 def train_then_generate() -> Graph:
     g = Graph("c41a6e3b-2f8d-4b70-8e19-d5b7a0c3e903")
     g.add("MarkdownNote", (40, -370), (820, 260), text=(
@@ -355,16 +372,9 @@ def train_then_generate() -> Graph:
                   rank=32, alpha=32, batch_size=1, validation_prompts=SAMPLE_PROMPT,
                   validation_interval=250, validation_width=768, validation_height=512, validation_frames=49,
                   validation_inference_steps=30, checkpoint_interval=250)
-    ckpt = g.add("CheckpointLoaderSimple", (900, 300), (340, 100), ckpt_name="ltx-video-2b-v0.9.5.safetensors")
-    clip = g.add("CLIPLoader", (900, 460), (340, 110), clip_name="t5xxl_fp16.safetensors", type="ltxv", device="default")
+    ckpt, cond, latent = ltxv_2b_sampling_inputs(g)
     convert = g.add("LTXTrainer_ConvertComfy", (1280, 0), (340, 200), lora_name=f"ltxv_2b_{TRIGGER_WORD}_lora", overwrite=False,
                     strength=1.0)
-    pos = g.add("CLIPTextEncode", (1280, 300), (400, 160), title="Positive",
-                text=f"{SAMPLE_PROMPT}, smooth motion")
-    neg = g.add("CLIPTextEncode", (1280, 500), (400, 160), title="Negative",
-                text="worst quality, inconsistent motion, blurry, jittery, distorted")
-    cond = g.add("LTXVConditioning", (1720, 300), (300, 80), frame_rate=SAMPLE_FPS)  # the training clips' fps
-    latent = g.add("EmptyLTXVLatentVideo", (1720, 440), (300, 130), width=768, height=512, length=49, batch_size=1)
     sampler = g.add("KSampler", (2060, 0), (320, 270), seed=42, control_after_generate="fixed", steps=30, cfg=3.0,
                     sampler_name="euler", scheduler="simple", denoise=1.0)
     decode = g.add("VAEDecode", (2420, 0), (200, 50))
@@ -373,10 +383,6 @@ def train_then_generate() -> Graph:
     g.link(pre, 0, train, "dataset")
     g.link(train, 0, convert, "lora")
     g.link(ckpt, 0, convert, "model")
-    g.link(clip, 0, pos, "clip")
-    g.link(clip, 0, neg, "clip")
-    g.link(pos, 0, cond, "positive")
-    g.link(neg, 0, cond, "negative")
     g.link(convert, 0, sampler, "model")
     g.link(cond, 0, sampler, "positive")
     g.link(cond, 1, sampler, "negative")
@@ -481,13 +487,7 @@ def train_then_compare() -> Graph:
                                model="(same as dataset)", steps=1000, learning_rate=2e-4, rank=32, alpha=32,
                                validation_prompts=SAMPLE_PROMPT, validation_interval=0, checkpoint_interval=250,
                                keep_last_n=-1)
-    ckpt = g.add("CheckpointLoaderSimple", (900, 300), (340, 100), ckpt_name="ltx-video-2b-v0.9.5.safetensors")
-    clip = g.add("CLIPLoader", (900, 460), (340, 110), clip_name="t5xxl_fp16.safetensors", type="ltxv", device="default")
-    pos = g.add("CLIPTextEncode", (1280, 300), (400, 160), title="Positive", text=f"{SAMPLE_PROMPT}, smooth motion")
-    neg = g.add("CLIPTextEncode", (1280, 500), (400, 160), title="Negative",
-                text="worst quality, inconsistent motion, blurry, jittery, distorted")
-    cond = g.add("LTXVConditioning", (1720, 300), (300, 80), frame_rate=SAMPLE_FPS)
-    latent = g.add("EmptyLTXVLatentVideo", (1720, 440), (300, 130), width=768, height=512, length=49, batch_size=1)
+    ckpt, cond, latent = ltxv_2b_sampling_inputs(g)
     compare = g.add("LTXTrainer_CompareCheckpoints", (2060, 0), (420, 620), sampling_seed=42, steps=30, cfg=3.0,
                     sampler_name="euler", scheduler="simple")
     save = g.add("SaveAnimatedWEBP", (2520, 0), (700, 500), filename_prefix=f"ltx_trainer/{TRIGGER_WORD}_compare",
@@ -495,10 +495,6 @@ def train_then_compare() -> Graph:
     g.link(pre, 0, train, "dataset")
     g.link(ckpt, 0, compare, "model")
     g.link(train, 0, compare, "lora")
-    g.link(clip, 0, pos, "clip")
-    g.link(clip, 0, neg, "clip")
-    g.link(pos, 0, cond, "positive")
-    g.link(neg, 0, cond, "negative")
     g.link(cond, 0, compare, "positive")
     g.link(cond, 1, compare, "negative")
     g.link(latent, 0, compare, "latent_image")
